@@ -62,7 +62,7 @@ def test_batched_streams_round_trip(name, chunk_size):
     tables = [random_tables(len(p), rng) for p in pieces]
     coded = coding.encode_streams(coding.TablePredictor(tables), pieces)
     assert b"".join(coding.decode_streams(coding.TablePredictor(tables), coded)) == data
-    assert coded.n_bytes == len(data)
+    assert coded.n_symbols == len(data)
 
 
 def test_hostile_probabilities_cost_bounded_bits():

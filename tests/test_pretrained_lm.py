@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,47 @@ def test_asking_for_cuda_without_one_is_a_clear_error():
     with pytest.raises(ValueError, match="no CUDA device"):
         loading.pick_device("cuda")
     assert loading.pick_device("auto").type in ("cpu", "mps")
+
+
+def test_a_tokenizer_model_range_codes_text_exactly(folder):
+    """Token streams are range-coded and decoded back to the original bytes; the code length is the
+    model's own (token_bits) to float precision, and rates are per original byte."""
+    from copystudy import compression
+
+    lm = CausalLM.from_pretrained(str(folder), device="cpu")
+    text = ("Zürich café — naïve “quotes” ünïcödé. " * 3).encode() + TEXT * 3
+    whole = compression.lm_code(lm, text, chunk_size=None, show_progress=False)
+    assert whole["roundtrip_exact"] and whole["original_bytes"] == len(text)
+    assert whole["n_symbols"] == len(lm.tokens(text)) < len(text)
+    assert whole["ideal_bits"] == pytest.approx(lm.total_bits(text), rel=1e-9)
+    chunked = compression.lm_code(lm, text, chunk_size=50, show_progress=False)
+    assert chunked["roundtrip_exact"] and chunked["n_chunks"] >= len(text) // 50
+
+
+def test_utf8_chunks_never_split_a_character():
+    from copystudy import coding
+
+    text = "aé€😀b".encode() * 40
+    for size in (1, 2, 3, 5, 7, 64):
+        pieces = coding.chunks(text, size, utf8=True)
+        assert b"".join(pieces) == text
+        for piece in pieces:
+            piece.decode("utf-8")  # raises if a character was cut
+            assert len(piece) <= max(size, 4)
+
+
+def test_lm_compression_notebook_runs_on_a_pretrained_model_with_a_tokenizer(folder, run_notebook, monkeypatch):
+    """The same notebook, with only the `model` parameter changed, codes text with a tokenizer model
+    loaded through name_or_path (offline), and the run's model works with the compress tool."""
+    from conftest import run_cli
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out, metrics = run_notebook("lm_compression", sets=[
+        f"model={{family: causal_lm, name_or_path: '{folder}', device: cpu}}", "train_steps=0"])
+    assert metrics["roundtrip_exact"] is True and metrics["tokenizer"] and metrics["pretrained"]
+    assert metrics["model"] == "gpt2" and metrics["n_params"] > 0
+    assert 0 < metrics["rate_chunked_lm"] < 5  # a random model: a rate, not a good one
+    assert not (out / "models" / "lm" / "model.safetensors").exists()  # a reference, not a copy
+    proc = run_cli("compress", "--run", str(out), str(out / "params.yaml"), "--json")
+    result = json.loads(proc.stdout)
+    assert result["roundtrip_exact"] is True and result["model_name"] == "gpt2"

@@ -146,3 +146,18 @@ def test_unknown_parameter_fails_before_running(project):
 def test_list_shows_parameters_and_sets(project):
     proc = run_cli("list", cwd=project, env={"COPYSTUDY_ROOT": str(project)})
     assert "toy" in proc.stdout and "sizes" in proc.stdout and "params/toy/other.yaml" in proc.stdout
+
+
+def test_set_one_key_of_a_dict_parameter_and_local_model_paths(tmp_path, monkeypatch):
+    from copystudy import runner
+
+    values, _ = runner.resolve_parameters("lm_compression", sets=["model.n_embd=32"])
+    assert values["model"] == {"family": "causal_lm", "n_layer": 2, "n_head": 2, "n_embd": 32, "context": 128}
+    (tmp_path / "my-model").mkdir()
+    monkeypatch.chdir(tmp_path)
+    values, _ = runner.resolve_parameters("lm_compression", sets=["model={family: causal_lm, name_or_path: my-model}"])
+    assert values["model"]["name_or_path"] == str(tmp_path / "my-model")  # a local folder: made absolute
+    values, _ = runner.resolve_parameters("lm_compression", sets=["model={family: causal_lm, name_or_path: gpt2}"])
+    assert values["model"]["name_or_path"] == "gpt2"  # a hub id stays as it is
+    with pytest.raises(runner.ParameterError, match="not a dict parameter"):
+        runner.resolve_parameters("lm_compression", sets=["seed.x=1"])

@@ -11,10 +11,12 @@ time (`start`, then `update`) and answers with next-byte probabilities for every
 feeds it the known bytes, the decoder the bytes it has just decoded; both run the same operations on
 arrays of the same shapes, so the float64 probabilities are bitwise equal by construction.
 
-`LMPredictor` is such a predictor for a `CausalLM`: a float64 numpy re-run of its GPT-2 forward pass
-with a key/value cache (one small step per byte instead of a full window, which is what makes
-decoding affordable on a CPU), conditioning on the same windows as `CausalLM.probs` (length
+`LMPredictor` is such a predictor for a byte-level GPT-2 `CausalLM`: a float64 numpy re-run of its
+forward pass with a key/value cache (one small step per byte instead of a full window, which is what
+makes decoding affordable on a CPU), conditioning on the same windows as `CausalLM.probs` (length
 `context`, stride `context // 2`), so its code lengths match `CausalLM.bits` to float precision.
+`TokenPredictor` does the same for any causal LM (a pretrained one with its tokenizer: streams are
+token ids) through the model's own torch forward pass and key/value cache; `predictor_for` picks one.
 """
 
 from __future__ import annotations
@@ -33,8 +35,11 @@ UNIFORM = np.full(256, 1 / 256)
 
 
 # ---- fixed probability tables -------------------------------------------------------------------
-def _symbols(data: bytes) -> np.ndarray:
-    return np.frombuffer(bytes(data), dtype=np.uint8).astype(np.int32)
+def _symbols(data) -> np.ndarray:
+    """Symbols of a stream: the bytes of a bytes object, or an array of token ids as it is."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return np.frombuffer(bytes(data), dtype=np.uint8).astype(np.int32)
+    return np.asarray(data, dtype=np.int32).reshape(-1)
 
 
 def _check_table(probs: np.ndarray, n: int) -> np.ndarray:
@@ -125,7 +130,7 @@ class LMPredictor:
         for key, value in expected.items():
             if getattr(cfg, key) != value:
                 raise ValueError(f"LMPredictor supports GPT-2 with {key}={value!r}, got {getattr(cfg, key)!r}")
-        sd = {k: v.detach().double().numpy() for k, v in lm.model.state_dict().items()}
+        sd = {k: v.detach().double().cpu().numpy() for k, v in lm.model.state_dict().items()}
         self.context, self.stride = lm.context, lm.context // 2
         self.n_head, self.eps = cfg.n_head, cfg.layer_norm_epsilon
         self.wte, self.wpe = sd["transformer.wte.weight"], sd["transformer.wpe.weight"]
@@ -183,10 +188,55 @@ class LMPredictor:
         return _layer_norm(x[:, -1], *self.ln_f, self.eps) @ self.head
 
 
+class TokenPredictor:
+    """Next-token probabilities of any CausalLM for a batch of token streams, through its torch forward
+    pass with the model's own key/value cache; the same windows as `CausalLM.token_bits`.
+
+    Encoder and decoder run the very same calls on the same shapes, so their probabilities are bitwise
+    equal; token 0 of every stream gets the uniform distribution over the vocabulary.
+    """
+
+    def __init__(self, lm):
+        self.model, self.context, self.device = lm.model, lm.context, lm.device
+        self.vocab_size = lm.vocab_size
+
+    def start(self, batch_size: int) -> np.ndarray:
+        self.batch, self.history, self.window, self.past = batch_size, [], None, None
+        return np.full((batch_size, self.vocab_size), 1 / self.vocab_size)
+
+    def update(self, symbols: np.ndarray) -> np.ndarray:
+        """Feed token t-1 of every stream; return p(token t | window) float64 [B, vocab]."""
+        import torch
+
+        self.history.append(torch.as_tensor(np.asarray(symbols, dtype=np.int64).reshape(self.batch)))
+        t = len(self.history)
+        s = window_start(t, self.context)
+        with torch.no_grad():
+            if s != self.window:  # a new window: its tokens so far in one pass, a fresh cache
+                self.window = s
+                out = self.model(input_ids=torch.stack(self.history[s:t], 1).to(self.device), use_cache=True)
+            else:
+                out = self.model(input_ids=self.history[-1][:, None].to(self.device),
+                                 past_key_values=self.past, use_cache=True)
+            self.past = out.past_key_values
+            return torch.softmax(out.logits[:, -1].double(), dim=-1).cpu().numpy()
+
+
+def predictor_for(lm):
+    """The predictor that codes with `lm`: the float64 numpy GPT-2 for byte-level GPT-2 models (fast on
+    a CPU), else the model's own forward pass over its tokens."""
+    if lm.tokenizer is None:
+        try:
+            return LMPredictor(lm)
+        except (ValueError, KeyError, AttributeError):  # a byte-level model that is not a plain GPT-2
+            pass
+    return TokenPredictor(lm)
+
+
 # ---- coding many streams in lock step ----------------------------------------------------------------
 @dataclass
 class Coded:
-    """Range-coded streams (one per chunk) with their lengths and ideal code length."""
+    """Range-coded streams (one per chunk) with their lengths in symbols and ideal code length."""
 
     streams: list[np.ndarray]
     lengths: list[int]
@@ -195,7 +245,7 @@ class Coded:
     bits_per_stream: list[float] = field(default_factory=list)
 
     @property
-    def n_bytes(self) -> int:
+    def n_symbols(self) -> int:
         return int(sum(self.lengths))
 
     @property
@@ -212,13 +262,33 @@ class Coded:
         return 100.0 * (self.coded_bits / self.ideal_bits - 1.0) if self.ideal_bits else 0.0
 
 
-def chunks(data: bytes, chunk_size: int | None) -> list[bytes]:
-    """Consecutive chunks of chunk_size bytes (the last may be shorter); None: one chunk."""
+def chunks(data: bytes, chunk_size: int | None, utf8: bool = False) -> list[bytes]:
+    """Consecutive chunks of chunk_size bytes (the last may be shorter); None: one chunk.
+
+    utf8=True moves each cut back (by at most 3 bytes) so that no UTF-8 character is split, as a
+    model with a tokenizer needs whole characters."""
     if chunk_size is None:
         return [bytes(data)]
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size}")
-    return [bytes(data[i:i + chunk_size]) for i in range(0, len(data), chunk_size)]
+    if not utf8:
+        return [bytes(data[i:i + chunk_size]) for i in range(0, len(data), chunk_size)]
+    def inside(j):  # data[j] continues the character before it
+        return 0 < j < len(data) and (data[j] & 0xC0) == 0x80
+
+    out, i = [], 0
+    while i < len(data):
+        end = min(i + chunk_size, len(data))
+        j = end
+        while inside(j) and j > max(i, end - 3):
+            j -= 1  # cut before the character that data[j] belongs to
+        if j == i or inside(j):  # the chunk is shorter than the character: take it whole
+            j = end
+            while inside(j) and j < end + 3:
+                j += 1
+        out.append(bytes(data[i:j]))
+        i = j
+    return out
 
 
 def _lock_step(predictor, lengths: list[int], code_column, progress=None) -> None:
@@ -236,8 +306,9 @@ def _lock_step(predictor, lengths: list[int], code_column, progress=None) -> Non
                 probs = predictor.update(column)
 
 
-def encode_streams(predictor, streams: list[bytes], progress=None) -> Coded:
-    """Range-code every stream with the predictor's probabilities (all streams advance together)."""
+def encode_streams(predictor, streams: list, progress=None) -> Coded:
+    """Range-code every stream (bytes, or arrays of token ids) with the predictor's probabilities;
+    all streams advance together."""
     arrays = [_symbols(s) for s in streams]
     lengths = [len(a) for a in arrays]
     steps = max(lengths, default=0)
@@ -260,8 +331,9 @@ def encode_streams(predictor, streams: list[bytes], progress=None) -> Coded:
                  bits_per_stream=bits.tolist())
 
 
-def decode_streams(predictor, coded: Coded, progress=None) -> list[bytes]:
-    """Invert `encode_streams` with a predictor in the same state as the encoder's."""
+def decode_streams(predictor, coded: Coded, progress=None, as_bytes: bool = True) -> list:
+    """Invert `encode_streams` with a predictor in the same state as the encoder's: bytes, or arrays
+    of token ids with as_bytes=False."""
     lengths = list(coded.lengths)
     decoders = [constriction.stream.queue.RangeDecoder(np.asarray(s, dtype=np.uint32)) for s in coded.streams]
     out = np.zeros((len(lengths), max(lengths, default=0)), dtype=np.int32)
@@ -273,6 +345,8 @@ def decode_streams(predictor, coded: Coded, progress=None) -> list[bytes]:
         return out[:, t]
 
     _lock_step(predictor, lengths, code_column, progress)
+    if not as_bytes:
+        return [out[b, :n].astype(np.int64) for b, n in enumerate(lengths)]
     return [bytes(out[b, :n].astype(np.uint8)) for b, n in enumerate(lengths)]
 
 

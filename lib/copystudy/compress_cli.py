@@ -35,13 +35,11 @@ def compress_file(run_dir: str | Path, path: str | Path, chunk_size: int | None 
     lm = CausalLM.load(model_dir)
     data = Path(path).read_bytes()
     info = compression.lm_code(lm, data, chunk_size, verify=verify, show_progress=show_progress)
-    from copystudy.coding import chunks
-
-    sizes = baselines.sizes(chunks(data, chunk_size), verify=verify)
+    sizes = baselines.sizes(compression.lm_chunks(lm, data, chunk_size), verify=verify)
     n = len(data)
     return {
         "file": str(path), "model": str(model_dir), "chunk_size": chunk_size, "bytes_in": n,
-        "n_params": lm.n_params, "model_bits": 16 * lm.n_params,
+        "model_name": lm.name, "n_params": lm.n_params, "model_bits": 16 * lm.n_params,
         "coded_bytes": info["coded_bytes"], "ideal_bytes": info["ideal_bits"] / 8,
         "coded_bits_overhead_pct": info["overhead_pct"],
         "raw_rate": compression.raw_rate(info["coded_bytes"], n),
@@ -81,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"model           {result['model']}  ({result['n_params']:,} params = {result['model_bits']:,} bits "
           f"= {result['model_bits'] // 8:,} bytes in float16)")
     print(f"{'compressor':<20}{'bytes':>12}{'rate':>11}")
-    print(f"{'byte LM':<20}{result['coded_bytes']:>12,}{_pct(result['raw_rate']):>11}   "
+    print(f"{result['model_name']:<20}{result['coded_bytes']:>12,}{_pct(result['raw_rate']):>11}   "
           f"(ideal {result['ideal_bytes']:,.0f} bytes, {result['coded_bits_overhead_pct']:+.3f} %; "
           f"with weights {_pct(result['adjusted_rate']).strip()})")
     for name, b in result["baselines"].items():

@@ -41,26 +41,37 @@ def chunking_label(chunk_size: int | None) -> str:
 
 
 # ---- the LM as a compressor ----------------------------------------------------------------------
+def lm_chunks(lm: CausalLM, data: bytes, chunk_size: int | None) -> list[bytes]:
+    """The chunks that are coded: whole UTF-8 characters for a model with a tokenizer."""
+    return coding.chunks(data, chunk_size, utf8=lm.tokenizer is not None)
+
+
 def lm_code(lm: CausalLM, data: bytes, chunk_size: int | None = 2048, verify: bool = True,
             show_progress: bool = True) -> dict:
     """Range-code data with the LM (chunks coded as one batch), decode it again and compare.
 
+    A model with a tokenizer codes the token ids of each chunk; sizes are still per original byte.
     Returns coded and ideal sizes, the coder's overhead over the ideal, whether the round trip was
     exact, and the encode/decode times.
     """
     desc = f"LM code {len(data) // 1000} KB, {chunking_label(chunk_size)}"
     bar = (lambda it: progress(it, desc=desc + " (encode)")) if show_progress else None
+    pieces = lm_chunks(lm, data, chunk_size)
+    streams = pieces if lm.tokenizer is None else [lm.tokens(p) for p in pieces]
     t0 = time.perf_counter()
-    coded = coding.compress(data, coding.LMPredictor(lm), chunk_size, progress=bar)
+    coded = coding.encode_streams(coding.predictor_for(lm), streams, progress=bar)
     t1 = time.perf_counter()
     exact = None
     if verify:
         bar = (lambda it: progress(it, desc=desc + " (decode)")) if show_progress else None
-        exact = coding.decompress(coded, coding.LMPredictor(lm), progress=bar) == bytes(data)
+        decoded = coding.decode_streams(coding.predictor_for(lm), coded, progress=bar,
+                                        as_bytes=lm.tokenizer is None)
+        exact = b"".join(d if lm.tokenizer is None else lm.detokenize(d) for d in decoded) == bytes(data)
     t2 = time.perf_counter()
-    return {"original_bytes": len(data), "n_chunks": len(coded.streams), "coded_bytes": coded.coded_bytes,
-            "coded_bits": coded.coded_bits, "ideal_bits": coded.ideal_bits, "overhead_pct": coded.overhead_pct,
-            "roundtrip_exact": exact, "encode_seconds": t1 - t0, "decode_seconds": t2 - t1}
+    return {"original_bytes": len(data), "n_chunks": len(coded.streams), "n_symbols": coded.n_symbols,
+            "coded_bytes": coded.coded_bytes, "coded_bits": coded.coded_bits, "ideal_bits": coded.ideal_bits,
+            "overhead_pct": coded.overhead_pct, "roundtrip_exact": exact,
+            "encode_seconds": t1 - t0, "decode_seconds": t2 - t1}
 
 
 def compare(lm: CausalLM, texts: dict[str, bytes], chunk_sizes=(2048, None), verify: bool = True,
@@ -76,12 +87,12 @@ def compare(lm: CausalLM, texts: dict[str, bytes], chunk_sizes=(2048, None), ver
             label = chunking_label(chunk_size)
             info = lm_code(lm, data, chunk_size, verify=verify, show_progress=show_progress)
             details[(text_name, label)] = info
-            rows.append({"compressor": "lm", "label": f"byte LM ({lm.n_params:,} params)", "text": text_name,
+            rows.append({"compressor": "lm", "label": f"{lm.name} ({lm.n_params:,} params)", "text": text_name,
                          "chunking": label, "original_bytes": len(data), "compressed_bytes": info["coded_bytes"],
                          "raw_rate": raw_rate(info["coded_bytes"], len(data)),
                          "adjusted_rate": adjusted_rate(info["coded_bytes"], len(data), lm.n_params),
                          "roundtrip_exact": info["roundtrip_exact"]})
-            pieces = coding.chunks(data, chunk_size)
+            pieces = lm_chunks(lm, data, chunk_size)
             for name, comp in baselines.COMPRESSORS.items():
                 size = baselines.compressed_size(name, pieces, verify=verify)
                 rows.append({"compressor": name, "label": comp.label, "text": text_name, "chunking": label,

@@ -157,6 +157,7 @@ def resolve_parameters(name: str, params_file: str | Path | None = None, sets: l
         raise ParameterError(f"{params_file} must hold a mapping of parameter names to values")
     overrides = dict(parse_set(s) for s in sets)
     values = {k: p.default for k, p in declared.items()}
+    overrides = _nested_sets(overrides, {**values, **loaded}, declared)
     for source, given in ((str(params_file), loaded), ("--set", overrides)):
         for key, value in given.items():
             if key not in declared:
@@ -172,8 +173,32 @@ def resolve_parameters(name: str, params_file: str | Path | None = None, sets: l
     return values, params_file
 
 
+def _nested_sets(overrides: dict, current: dict, declared: dict) -> dict:
+    """--set model.name_or_path=gpt2 changes one key of a dict parameter (the rest is kept)."""
+    out = {}
+    for key, value in overrides.items():
+        head, dot, rest = key.partition(".")
+        if not dot or key in declared:
+            out[key] = value
+            continue
+        if head not in declared or not isinstance(current.get(head), dict):
+            dicts = [k for k, v in current.items() if isinstance(v, dict)]
+            raise ParameterError(f"--set {key}: {head!r} is not a dict parameter of this notebook; "
+                                 f"dict parameters: {', '.join(dicts) or '(none)'}")
+        target = out.setdefault(head, dict(out.get(head) or current[head]))
+        target[rest] = value
+    return out
+
+
 def _absolute_paths(key: str, value):
-    """Path-like parameters are made absolute, because the notebook runs inside its results folder."""
+    """Path-like parameters are made absolute, because the notebook runs inside its results folder:
+    keys ending like a path (`data_dir`, `text_files`, ...), and a model's local `name_or_path`."""
+    if isinstance(value, dict):
+        fixed = {k: v if k == "name_or_path" else _absolute_paths(k, v) for k, v in value.items()}
+        local = fixed.get("name_or_path")
+        if isinstance(local, str) and (local.startswith((".", "~")) or Path(local).expanduser().exists()):
+            fixed["name_or_path"] = str(Path(local).expanduser().absolute())
+        return fixed
     if not key.endswith(PATH_KEY_SUFFIXES):
         return value
     fix = lambda v: str(Path(v).expanduser().absolute()) if isinstance(v, str) and v and "://" not in v else v

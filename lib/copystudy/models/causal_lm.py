@@ -54,9 +54,10 @@ def window_spans(n: int, context: int) -> list[tuple[int, int, int]]:
 class CausalLM:
     """A causal LM over bytes or tokens: train it, ask it for code lengths, generate from it, save it."""
 
-    def __init__(self, model, tokenizer=None, context: int | None = None):
+    def __init__(self, model, tokenizer=None, context: int | None = None, name_or_path: str | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self.name_or_path = name_or_path
         limit = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
         self.context = int(min(context or limit or 1024, limit or 10**9))
         self.context -= self.context % 2
@@ -79,7 +80,14 @@ class CausalLM:
         except (OSError, ValueError) as exc:
             raise ValueError(f"model.name_or_path {name_or_path!r}: could not load a causal LM with its "
                              f"tokenizer ({exc})") from exc
-        return cls(model.to(dev), tokenizer, context)
+        return cls(model.to(dev), tokenizer, context, name_or_path)
+
+    @property
+    def name(self) -> str:
+        """A short label: "byte LM", or the pretrained model's name."""
+        if self.name_or_path is None:
+            return "byte LM" if self.tokenizer is None else "LM"
+        return Path(str(self.name_or_path).rstrip("/")).name
 
     @property
     def vocab_size(self) -> int:
@@ -104,8 +112,9 @@ class CausalLM:
 
     @classmethod
     def from_config(cls, n_layer: int = 2, n_head: int = 2, n_embd: int = 64, context: int = 256,
-                    dropout: float = 0.0, seed: int = 0) -> "CausalLM":
-        """A fresh byte-level GPT-2 with the given shape, initialised from `seed`."""
+                    dropout: float = 0.0, seed: int = 0, device: str = "cpu") -> "CausalLM":
+        """A fresh byte-level GPT-2 with the given shape, initialised from `seed` (on the CPU unless
+        `device` says otherwise: "auto" takes a GPU when there is one)."""
         if n_embd % n_head:
             raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
         if context < 2 or context % 2:
@@ -114,7 +123,7 @@ class CausalLM:
         config = GPT2Config(vocab_size=256, n_positions=context, n_embd=n_embd, n_layer=n_layer,
                             n_head=n_head, resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
                             bos_token_id=None, eos_token_id=None, pad_token_id=None)
-        return cls(GPT2LMHeadModel(config))
+        return cls(GPT2LMHeadModel(config).to(loading.pick_device(device)))
 
     @property
     def n_params(self) -> int:
@@ -288,20 +297,36 @@ class CausalLM:
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(directory)
         wrapper = {"family": "causal_lm", "tokenizer": "bytes" if self.tokenizer is None else "pretrained",
-                   "context": self.context}
+                   "context": self.context, "name_or_path": self.name_or_path}
+        (directory / WRAPPER_FILE).write_text(json.dumps(wrapper))
+        return directory
+
+    def save_reference(self, directory: str | Path) -> Path:
+        """For a pretrained model used as it is: only where it comes from (no copy of its weights);
+        `load` loads it again from there."""
+        if self.name_or_path is None:
+            raise ValueError("save_reference is for pretrained models; use save")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        wrapper = {"family": "causal_lm", "tokenizer": "pretrained", "context": self.context,
+                   "name_or_path": str(self.name_or_path), "reference_only": True}
         (directory / WRAPPER_FILE).write_text(json.dumps(wrapper))
         return directory
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "cpu") -> "CausalLM":
-        """A model saved by `save` (a local folder; byte-level or with its tokenizer)."""
+        """A model saved by `save` (a local folder; byte-level or with its tokenizer) or `save_reference`."""
         directory = Path(directory)
-        if not (directory / "config.json").exists():
-            raise FileNotFoundError(f"{directory} holds no saved model (config.json missing)")
         wrapper_file = directory / WRAPPER_FILE
         wrapper = json.loads(wrapper_file.read_text()) if wrapper_file.exists() else {"tokenizer": "bytes"}
+        if wrapper.get("reference_only"):
+            return cls.from_pretrained(wrapper["name_or_path"], device=device, context=wrapper.get("context"))
+        if not (directory / "config.json").exists():
+            raise FileNotFoundError(f"{directory} holds no saved model (config.json missing)")
         if wrapper.get("tokenizer") == "pretrained":
-            return cls.from_pretrained(str(directory), device=device, context=wrapper.get("context"))
+            lm = cls.from_pretrained(str(directory), device=device, context=wrapper.get("context"))
+            lm.name_or_path = wrapper.get("name_or_path") or str(directory)
+            return lm
         hf_logging.disable_progress_bar()
         model = GPT2LMHeadModel.from_pretrained(directory, local_files_only=True)
         return cls(model.to(loading.pick_device(device)))
