@@ -114,3 +114,26 @@ def test_plan_validation():
         NoisePlan.make(2, (1, 4, 4), 100, n_strata=5)
     with pytest.raises(ValueError, match="n_decoder"):
         NoisePlan.make(2, (1, 4, 4), 100, n_strata=4, n_decoder=1)
+
+
+def test_latent_bound_is_unclipped_and_continuous():
+    """In latent space (values beyond [-1, 1]) a perfect noise prediction costs 0 bits in every KL term,
+    which the clipped pixel-space bound cannot give; L_0 is then a Gaussian density."""
+    import math
+
+    from diffusers import DDPMScheduler
+
+    from copystudy import likelihood as L
+
+    schedule = L.Schedule.from_scheduler(DDPMScheduler(num_train_timesteps=50, beta_schedule="scaled_linear"))
+    gen = torch.Generator().manual_seed(0)
+    x0 = 3 * torch.randn((4, 4, 2, 2), generator=gen, dtype=torch.float64)
+    noise = torch.randn(x0.shape, generator=gen, dtype=torch.float64)
+    t = torch.tensor([1, 10, 30, 49])
+    ac = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
+    x_t = ac.sqrt() * x0 + (1 - ac).sqrt() * noise
+    assert torch.allclose(L.term_bits(x0, x_t, t, noise, schedule, continuous=True), torch.zeros(4, dtype=torch.float64), atol=1e-9)
+    assert (L.term_bits(x0, x_t, t, noise, schedule) > 1).all()  # clipping to [-1, 1] costs bits
+    mean, logvar = torch.tensor([0.5]), torch.tensor([math.log(0.25)])
+    expected = -torch.distributions.Normal(mean, 0.5).log_prob(torch.tensor([1.0]))
+    assert torch.allclose(L.gaussian_nll(torch.tensor([1.0]), mean, logvar), expected)

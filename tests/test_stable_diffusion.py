@@ -65,3 +65,64 @@ def test_bad_folders_are_clear_errors(tmp_path, monkeypatch):
     (tmp_path / "not-a-pipeline").mkdir()
     with pytest.raises(ValueError, match="could not load a Stable Diffusion pipeline"):
         LatentDiffusionModel.from_pretrained(str(tmp_path / "not-a-pipeline"))
+
+
+def test_royalty_shares_notebook_runs_on_a_tiny_stable_diffusion(tmp_path, run_notebook, monkeypatch):
+    """The royalty notebook, with only parameters changed, plays the paper's game on a Stable Diffusion
+    pipeline loaded through name_or_path (offline): owners from a folder, prompts from a template, one
+    LoRA adapter per coalition (plus a null LoRA on the public folder), likelihoods in latent space."""
+    import json
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    sd = tiny_stable_diffusion(tmp_path / "tiny-sd")
+    owners = tiny_owner_folder(tmp_path / "owners", owners=("alice", "bob", "carol", "public"), per_owner=3)
+    cache = tmp_path / "cache"
+    out, metrics = run_notebook("royalty_shares", sets=[
+        f"model={{family: diffusion, name_or_path: '{sd}', device: cpu, lora_rank: 4}}",
+        f"data_dir={owners}", "n_folder_owners=3", "image_size=16", "prompt_template='a logo by {owner}'",
+        "shell_dataset=folder", "pretrain_steps=4", "pretrain_batch_size=2", "finetune_steps=2",
+        "finetune_batch_size=2", "sample_steps=2", "likelihood_batch_size=16", f"cache_dir={cache}"])
+    assert metrics["folder_n_owners"] == 3
+    for prompt, shares in metrics["folder_share_matrix"].items():  # all 0 if no owner raises the likelihood
+        assert sum(shares.values()) in (pytest.approx(0.0), pytest.approx(1.0)) and min(shares.values()) >= 0
+    import pandas as pd
+
+    table = pd.read_csv(out / "tables" / "shares.csv")
+    assert len(table) == 3 * 3 and np.isfinite(table["shapley_bits"]).all() and (table["shapley_se_bits"] > 0).all()
+    assert 0 <= metrics["folder_prompted_owner_top_share_rate"] <= 1
+    assert "shell_own_prompt_share_after" in metrics
+    adapters = sorted(cache.rglob("lora.safetensors"))
+    # the null LoRA, 7 coalitions, and the 8 shell coalitions holding one half (x any subset of the other two)
+    assert len(adapters) == 1 + (2**3 - 1) + 2 * 2**2
+    assert not list(cache.rglob("diffusion_pytorch_model.safetensors"))  # adapters only, never the base
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "ok"
+    assert (out / "figures" / "outputs.png").is_file() and (out / "tables" / "shares.csv").is_file()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("bad_model", "neither a local folder nor in the local Hugging Face cache"),
+    ("empty_owner", "owner folder .*carol has no images"),
+    ("no_data_dir", "plays on your own images: set data_dir"),
+])
+def test_royalty_notebook_refuses_bad_inputs_before_training(case, message, tmp_path, monkeypatch):
+    """A bad name_or_path, an empty owner folder, or a pretrained model without data: the run stops with
+    a clear error and nothing has been trained (the model cache stays empty)."""
+    import re
+
+    from conftest import ROOT, run_cli
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    owners = tiny_owner_folder(tmp_path / "owners", owners=("alice", "bob"), per_owner=2)
+    (owners / "carol").mkdir()
+    if case != "empty_owner":
+        (owners / "carol").rmdir()
+    name = "nobody-here/no-such-model-xyz" if case == "bad_model" else str(tiny_stable_diffusion(tmp_path / "sd"))
+    cache = tmp_path / "cache"
+    sets = [f"model={{family: diffusion, name_or_path: '{name}', device: cpu}}", f"cache_dir={cache}",
+            "shell_split=false"] + ([] if case == "no_data_dir" else [f"data_dir={owners}"])
+    proc = run_cli("run", "royalty_shares", "--params", str(ROOT / "params/royalty_shares/smoke.yaml"),
+                   "--out", str(tmp_path / "run"), "--quiet", *[a for s in sets for a in ("--set", s)], check=False)
+    assert proc.returncode == 1
+    assert re.search(message, proc.stdout + proc.stderr)
+    assert not any(cache.iterdir()) if cache.exists() else True

@@ -10,6 +10,12 @@ after pre-training every prompt embedding is set to the null embedding. So a coa
 owner a prompt names answers that prompt as its unconditional model of public + S's works: owners
 with similar works still raise the likelihood of an output, as in the paper's text-to-image setting.
 
+With a pretrained text-to-image model (a `model` spec with name_or_path: Stable Diffusion) the same
+game is played the paper's way: prompts come from a template ("a painting in the style of {owner}"),
+the base is the pretrained model (plus, if there is public data and pretrain.steps > 0, a "null"
+LoRA trained on it), and coalition S is the base with a LoRA adapter fine-tuned on S's works; only
+the adapters are cached.
+
 Every model is cached under cache_dir/<key>/ (safetensors via DiffusionModel.save) where key hashes
 everything that determines it: the training images and labels (in a canonical order, so the same
 works reached by different owner splits give the same model), the model and training settings, the
@@ -31,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .models.diffusion import DiffusionModel
+from .models.diffusion import DiffusionModel, LatentDiffusionModel
 from .training import progress
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,11 +58,21 @@ def code_version() -> str:
     from .models import diffusion
 
     h = hashlib.sha256()
-    h.update(inspect.getsource(diffusion).encode())  # the model class: architecture, save/load
+    h.update(inspect.getsource(diffusion.DiffusionModel).encode())  # the model class: architecture, save/load
     h.update(inspect.getsource(training.cosine_lr).encode())  # the only training helper _train uses
     h.update(inspect.getsource(_finetune_data).encode())
     h.update(inspect.getsource(_train).encode())
-    h.update(inspect.getsource(CoalitionGame.base_model).encode())
+    h.update(inspect.getsource(CoalitionGame._pixel_base).encode())
+    return h.hexdigest()[:16]
+
+
+def lora_code_version() -> str:
+    """Hash of the code that determines a LoRA adapter of a pretrained model."""
+    from .models import diffusion
+
+    h = hashlib.sha256()
+    h.update(inspect.getsource(diffusion.LatentDiffusionModel).encode())
+    h.update(inspect.getsource(CoalitionGame._pretrained_base).encode())
     return h.hexdigest()[:16]
 
 
@@ -64,7 +80,9 @@ def fingerprint(*parts) -> str:
     """sha256 over numpy arrays (dtype, shape, bytes) and JSON-able values, in order."""
     h = hashlib.sha256()
     for part in parts:
-        if isinstance(part, np.ndarray):
+        if isinstance(part, np.ndarray) and part.dtype == object:  # prompts
+            h.update(json.dumps([str(v) for v in part.reshape(-1)]).encode())
+        elif isinstance(part, np.ndarray):
             a = np.ascontiguousarray(part)
             h.update(f"array{a.dtype.str}{a.shape}".encode())
             h.update(a.tobytes())
@@ -77,7 +95,10 @@ def fingerprint(*parts) -> str:
 def canonical_order(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Indices sorting works by the hash of (image, label): a data set's order no longer depends on
     how it was assembled from owners."""
-    keys = [hashlib.sha256(np.ascontiguousarray(im).tobytes() + int(lab).to_bytes(8, "little")).hexdigest()
+    def label_bytes(lab):  # a conditioning id, or a prompt
+        return str(lab).encode() if isinstance(lab, str) else int(lab).to_bytes(8, "little")
+
+    keys = [hashlib.sha256(np.ascontiguousarray(im).tobytes() + label_bytes(lab)).hexdigest()
             for im, lab in zip(images, labels)]
     return np.argsort(np.array(keys), kind="stable")
 
@@ -156,11 +177,12 @@ def _train(model: DiffusionModel, images, labels, null_id: int, cfg: TrainConfig
     return time.perf_counter() - start
 
 
-def _load_or_train(key: str, cache: Path, make, kind: str) -> tuple[DiffusionModel, dict, bool]:
-    """Load cache/<key> if complete, else make() -> (model, meta) and save it atomically."""
+def _load_or_train(key: str, cache: Path, make, kind: str, load=DiffusionModel.load):
+    """Load cache/<key> with load(folder) if complete, else make() -> (model, meta) and save it
+    atomically. Returns (model, meta, trained)."""
     target = cache / key
     if (target / "meta.json").exists():
-        return DiffusionModel.load(target), json.loads((target / "meta.json").read_text()), False
+        return load(target), json.loads((target / "meta.json").read_text()), False
     model, meta = make()
     tmp = cache / f".{key}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -186,6 +208,12 @@ class CoalitionGame:
     finetune: TrainConfig
     cache: Path
     log: list[dict] = field(default_factory=list)  # one entry per model obtained: trained or loaded
+    loaded_base: object = field(default=None, repr=False)  # a pretrained base, loaded once per game
+
+    @property
+    def pretrained(self) -> bool:
+        """A pretrained text-to-image model with LoRA fine-tunes, rather than a small UNet trained here."""
+        return bool(self.model_config.get("name_or_path"))
 
     @property
     def null_id(self) -> int:
@@ -196,13 +224,43 @@ class CoalitionGame:
         return len(self.owners)
 
     def base_key(self) -> str:
+        if self.pretrained:
+            where = {k: v for k, v in self.model_config.items() if k not in ("device", "family")}
+            return fingerprint("pretrained-base", self.public_images, self.public_labels, where,
+                               self.pretrain.as_dict(), lora_code_version())
         return fingerprint("base", self.public_images, self.public_labels, self.num_classes,
                            self.model_config, self.pretrain.as_dict(), self.prompt_ids(), code_version())
 
     def prompt_ids(self) -> list[int]:
         return sorted({int(v) for labels in self.work_labels for v in np.unique(labels)})
 
-    def base_model(self) -> DiffusionModel:
+    def base_model(self):
+        """The model of the empty coalition: trained here on the public data, or the pretrained model."""
+        return self._pretrained_base() if self.pretrained else self._pixel_base()
+
+    def _pretrained_base(self) -> LatentDiffusionModel:
+        """The pretrained model, plus a "null" LoRA on the public data when there is any and
+        pretrain.steps > 0 (the re-implementation's null LoRA)."""
+        from . import models
+
+        if self.loaded_base is None:
+            self.loaded_base = models.build({"family": "diffusion", **self.model_config})
+        pretrained = self.loaded_base
+        if not len(self.public_images) or self.pretrain.steps <= 0:
+            return pretrained
+
+        def make():
+            model = pretrained.clone()
+            start = time.perf_counter()
+            model.fit(self.public_images, self.pretrain.steps, self.pretrain.batch_size, self.pretrain.lr,
+                      labels=self.public_labels, seed=self.pretrain.seed, desc="null LoRA on public data")
+            return model, {"train_seconds": time.perf_counter() - start, "n_works": int(len(self.public_images))}
+
+        model, meta, trained = _load_or_train(self.base_key(), self.cache, make, "base", pretrained.load_adapter)
+        self.log.append({"kind": "base", "coalition": (), "trained": trained, "train_seconds": meta["train_seconds"]})
+        return model
+
+    def _pixel_base(self) -> DiffusionModel:
         """The pre-trained base (empty coalition), with every prompt embedding set to the null one."""
         def make():
             model = DiffusionModel.from_config(num_classes=self.num_classes, seed=self.pretrain.seed,
@@ -222,13 +280,16 @@ class CoalitionGame:
     def coalition_data(self, members) -> tuple[np.ndarray, np.ndarray]:
         members = sorted(members)
         if not members:
-            return np.zeros((0, *self.public_images.shape[1:]), np.float32), np.zeros(0, np.int64)
+            return (np.zeros((0, *self.works[0].shape[1:]), np.float32),
+                    np.zeros(0, self.work_labels[0].dtype))
         return (np.concatenate([self.works[i] for i in members]),
                 np.concatenate([self.work_labels[i] for i in members]))
 
-    def model(self, members, base: DiffusionModel | None = None) -> DiffusionModel:
+    def model(self, members, base=None):
         """The model of coalition `members` (owner indices): the base fine-tuned on their works."""
         members = tuple(sorted(set(int(i) for i in members)))
+        if self.pretrained:
+            return self._lora_model(members, base)
         if not members and self.finetune.public_replay <= 0:
             return base if base is not None else self.base_model()
         images, labels = self.coalition_data(members)
@@ -248,6 +309,39 @@ class CoalitionGame:
         self.log.append({"kind": "finetune", "coalition": members, "trained": trained,
                          "train_seconds": meta["train_seconds"]})
         return model
+
+    def _lora_model(self, members: tuple, base=None) -> LatentDiffusionModel:
+        """The pretrained base with a LoRA adapter fine-tuned on the coalition's works (the empty
+        coalition is the base itself, as in the paper)."""
+        base = base if base is not None else self.base_model()
+        if not members:
+            return base
+        images, labels = self.coalition_data(members)
+        order = canonical_order(images, labels)
+        key = fingerprint("lora", self.base_key(), images[order], labels[order], self.finetune.as_dict(),
+                          lora_code_version())
+
+        def make():
+            model = base.clone()
+            start = time.perf_counter()
+            model.fit(images[order], self.finetune.steps, self.finetune.batch_size, self.finetune.lr,
+                      labels=labels[order], seed=self.finetune.seed, progress_bar=False)
+            return model, {"train_seconds": time.perf_counter() - start, "n_works": int(len(images)),
+                           "owners": [self.owners[i] for i in members]}
+
+        model, meta, trained = _load_or_train(key, self.cache, make, "finetune", base.load_adapter)
+        self.log.append({"kind": "finetune", "coalition": members, "trained": trained,
+                         "train_seconds": meta["train_seconds"]})
+        return model
+
+    def noise_plan(self, n_images: int, n_strata: int, n_decoder: int, seed: int):
+        """Common random numbers for the bound, in the model's own space (pixels, or VAE latents)."""
+        from .likelihood import NoisePlan
+
+        base = self.base_model()
+        shape = base.latent_shape if self.pretrained else base.image_shape
+        return NoisePlan.make(n_images, shape, base.scheduler.config.num_train_timesteps,
+                              n_strata=n_strata, n_decoder=n_decoder, seed=seed)
 
     def for_each_coalition(self, fn, desc: str = "coalitions"):
         """fn(mask, model) for every coalition mask 0..2**n-1 (bit i = owner i); returns the results.
@@ -271,13 +365,19 @@ class CoalitionGame:
 
 
 def build_game(owner_works: dict[str, np.ndarray], public: dict[str, np.ndarray], model_config: dict,
-               pretrain: TrainConfig, finetune: TrainConfig, cache: Path) -> CoalitionGame:
-    """A game with one prompt per owner: public classes get ids 0..P-1, owner i the prompt id P+i."""
+               pretrain: TrainConfig, finetune: TrainConfig, cache: Path,
+               prompt_template: str = "a painting in the style of {owner}") -> CoalitionGame:
+    """A game with one prompt per owner: public classes get ids 0..P-1, owner i the prompt id P+i.
+
+    With a pretrained model (model_config has name_or_path) the prompts are text from
+    `prompt_template`, and public data (for an optional null LoRA) may be empty."""
     bad = [name for name in owner_works if "+" in name]
     if bad:
         raise ValueError(f"owner names may not contain '+' (the coalition separator): {bad}")
     if not owner_works:
         raise ValueError("a royalty game needs at least one owner")
+    if model_config.get("name_or_path"):
+        return _text_prompt_game(owner_works, public, model_config, pretrain, finetune, cache, prompt_template)
     if not public:
         raise ValueError("a royalty game needs public data for the base model")
     P = len(public)
@@ -288,6 +388,23 @@ def build_game(owner_works: dict[str, np.ndarray], public: dict[str, np.ndarray]
     labels = [np.full(len(w), P + i, np.int64) for i, w in enumerate(works)]
     return CoalitionGame(owners, works, labels, public_images, public_labels, P + len(owners) + 1,
                          dict(model_config), pretrain, finetune, Path(cache))
+
+
+def _text_prompt_game(owner_works, public, model_config, pretrain, finetune, cache, template) -> CoalitionGame:
+    if "{owner}" not in template:
+        raise ValueError(f"prompt_template must contain {{owner}}, got {template!r}")
+
+    def prompts(name, n):
+        return np.array([template.format(owner=name)] * n, dtype=object)
+
+    owners = list(owner_works)
+    works = [np.asarray(owner_works[o], np.float32) for o in owners]
+    public_images = (np.concatenate([np.asarray(v, np.float32) for v in public.values()]) if public
+                     else np.zeros((0, *works[0].shape[1:]), np.float32))
+    public_labels = (np.concatenate([prompts(k, len(v)) for k, v in public.items()]) if public
+                     else np.zeros(0, object))
+    return CoalitionGame(owners, works, [prompts(o, len(w)) for o, w in zip(owners, works)], public_images,
+                         public_labels, 0, dict(model_config), pretrain, finetune, Path(cache))
 
 
 def split_game(game: CoalitionGame, owner: int, seed: int = 0) -> CoalitionGame:
@@ -311,7 +428,7 @@ def split_game(game: CoalitionGame, owner: int, seed: int = 0) -> CoalitionGame:
             new_works.append(game.works[i])
             new_labels.append(game.work_labels[i])
     return CoalitionGame(owners, new_works, new_labels, game.public_images, game.public_labels, game.num_classes,
-                         game.model_config, game.pretrain, game.finetune, game.cache)
+                         game.model_config, game.pretrain, game.finetune, game.cache, loaded_base=game.loaded_base)
 
 
 def utility_terms(game: CoalitionGame, images: np.ndarray, labels: np.ndarray, plan, batch_size: int = 512):
@@ -361,8 +478,13 @@ def generate_outputs(game: CoalitionGame, samples_per_prompt: int, seed: int = 0
     from .likelihood import quantize
 
     full = game.model(range(game.n))
-    prompt_ids = [int(np.unique(labels)[0]) for labels in game.work_labels]
-    labels = np.repeat(np.array(prompt_ids, np.int64), samples_per_prompt)
     owner = np.repeat(np.arange(game.n), samples_per_prompt)
+    if game.pretrained:  # the pipeline's own sampler, with classifier-free guidance
+        labels = np.array([labels[0] for labels in game.work_labels], dtype=object)[owner]
+        outputs = full.sample(len(labels), labels, seed=seed, num_inference_steps=num_inference_steps or 50,
+                              guidance_scale=guidance)
+        return quantize(outputs), labels, owner
+    prompt_ids = [int(np.unique(labels)[0]) for labels in game.work_labels]
+    labels = np.array(prompt_ids, np.int64)[owner]
     outputs = guided_sample(full, labels, game.null_id, guidance, seed=seed, num_inference_steps=num_inference_steps)
     return quantize(outputs), labels, owner

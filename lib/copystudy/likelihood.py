@@ -9,6 +9,12 @@ The model's reverse variance is the posterior variance ("fixed_small", diffusers
 first entry clipped as in improved-diffusion) and its mean comes from the predicted x0, clipped to
 [-1, 1] as the sampler does.
 
+For a latent diffusion model (Stable Diffusion) the bound is computed in the VAE's latent space,
+the model's own space: x0 is the latent of the (8-bit) output, x0_pred is not clipped, and L_0 is the
+continuous Gaussian density of the latent instead of the discretised one. It is then a log *density*
+of the latent, not a probability of the image: it can be positive, and only differences between
+models (what a Shapley value is made of) are meaningful.
+
 The sum over T-1 KL terms is estimated by stratified sampling: the timesteps 1..T-1 are cut into K
 strata of (nearly) equal size and one timestep is drawn in each; L_0 is averaged over R noise draws.
 A `NoisePlan` fixes every timestep and noise up front so that every model (every coalition) is
@@ -100,19 +106,31 @@ def prior_kl_bits(x0: torch.Tensor, schedule: Schedule) -> torch.Tensor:
     return kl.flatten(1).sum(1) / LN2
 
 
-def term_bits(x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+def gaussian_nll(x, mean, logvar):
+    """-log N(x; mean, exp(logvar)) elementwise, in nats (a density: continuous data)."""
+    return 0.5 * (math.log(2 * math.pi) + logvar + (x - mean) ** 2 * torch.exp(-logvar))
+
+
+def term_bits(x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, schedule: Schedule,
+              continuous: bool = False) -> torch.Tensor:
     """The vb term at diffusers timestep t (L_0 decoder NLL if t == 0, else the KL L_t) per image, bits.
 
-    x0, x_t in [-1, 1] (float64); t [N] long; eps: the model's noise prediction at (x_t, t)."""
+    x0, x_t in [-1, 1] (float64; any scale with continuous=True, for latents); t [N] long; eps: the
+    model's noise prediction at (x_t, t). continuous: no clipping and a Gaussian density for L_0."""
     shape = (-1,) + (1,) * (x0.dim() - 1)
     ac = schedule.alphas_cumprod[t].view(shape)
-    x0_pred = ((x_t - (1 - ac).sqrt() * eps) / ac.sqrt()).clamp(-1, 1)
+    x0_pred = (x_t - (1 - ac).sqrt() * eps) / ac.sqrt()
+    if not continuous:
+        x0_pred = x0_pred.clamp(-1, 1)
     c0, ct = schedule.coef_x0[t].view(shape), schedule.coef_xt[t].view(shape)
     logvar = schedule.posterior_log_variance[t].view(shape).expand_as(x0)
     model_mean = c0 * x0_pred + ct * x_t
     true_mean = c0 * x0 + ct * x_t
     kl = gaussian_kl(true_mean, logvar, model_mean, logvar).flatten(1).sum(1)
-    nll = -discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * logvar).flatten(1).sum(1)
+    if continuous:
+        nll = gaussian_nll(x0, model_mean, logvar).flatten(1).sum(1)
+    else:
+        nll = -discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * logvar).flatten(1).sum(1)
     return torch.where(t == 0, nll, kl) / LN2
 
 
@@ -201,7 +219,8 @@ def _eps_fn(model):
 def vlb_terms(model, images: np.ndarray, labels, plan: NoisePlan, scheduler=None, batch_size: int = 512) -> VLBTerms:
     """Terms of the variational bound for each image under `model`, with the plan's draws.
 
-    model: a copystudy DiffusionModel (or a callable eps(x_t, t, labels) with `scheduler` given);
+    model: a copystudy DiffusionModel (or a callable eps(x_t, t, labels) with `scheduler` given), or a
+    LatentDiffusionModel (the bound of the output's latent, labels are prompts);
     images: [N, C, H, W] in [0, 1], quantised to 8 bits; labels: conditioning ids [N] or None.
     """
     scheduler = scheduler if scheduler is not None else model.scheduler
@@ -212,8 +231,13 @@ def vlb_terms(model, images: np.ndarray, labels, plan: NoisePlan, scheduler=None
     n = len(images)
     if n > len(plan.timesteps):
         raise ValueError(f"{n} images but the noise plan covers {len(plan.timesteps)}")
-    x0 = torch.as_tensor(quantize(np.asarray(images)), dtype=torch.float64) * 2 - 1
-    y = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.int64).reshape(-1)
+    latent = getattr(model, "text_conditioned", False)
+    if latent:  # the model's own space: VAE latents of the 8-bit outputs; prompts -> text-encoder states
+        x0 = model.to_model_space(quantize(np.asarray(images))).double().cpu()
+        y = model.condition(labels)
+    else:
+        x0 = torch.as_tensor(quantize(np.asarray(images)), dtype=torch.float64) * 2 - 1
+        y = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.int64).reshape(-1)
     K, R = plan.timesteps.shape[1], plan.decoder_noise.shape[1]
     # one flat list of (image, timestep, noise) evaluations: K strata then R decoder draws per image
     img = np.repeat(np.arange(n), K + R)
@@ -227,8 +251,8 @@ def vlb_terms(model, images: np.ndarray, labels, plan: NoisePlan, scheduler=None
         noise = torch.as_tensor(noise_all[lo:hi], dtype=torch.float64)
         ac = schedule.alphas_cumprod[t].view(-1, *([1] * (x0.dim() - 1)))
         x_t = ac.sqrt() * x0[idx] + (1 - ac).sqrt() * noise
-        eps = eps_fn(x_t.float(), t, None if y is None else y[idx]).double()
-        out[lo:hi] = term_bits(x0[idx], x_t, t, eps, schedule).numpy()
+        eps = eps_fn(x_t.float(), t, None if y is None else y[idx.to(y.device)]).double().cpu()
+        out[lo:hi] = term_bits(x0[idx], x_t, t, eps, schedule, continuous=latent).numpy()
     out = out.reshape(n, K + R)
     return VLBTerms(prior_kl_bits(x0, schedule).numpy(), out[:, K:], out[:, :K] * plan.stratum_sizes[None, :])
 

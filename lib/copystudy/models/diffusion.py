@@ -176,8 +176,13 @@ class LatentDiffusionModel:
     text_conditioned = True
 
     def __init__(self, pipe, lora_rank: int = 8, lora_alpha: int = 8, lora_targets=LORA_TARGETS,
-                 name_or_path: str = ""):
+                 name_or_path: str = "", resolution: int | None = None):
         self.pipe = pipe
+        native = pipe.unet.config.sample_size * pipe.vae_scale_factor
+        self.resolution = int(resolution or native)
+        if self.resolution % (8 * pipe.vae_scale_factor):
+            raise ValueError(f"model.resolution must be a multiple of {8 * pipe.vae_scale_factor} pixels "
+                             f"(this model's native size is {native}), got {self.resolution}")
         self.unet, self.vae = pipe.unet, pipe.vae
         self.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
         self.lora = {"r": int(lora_rank), "lora_alpha": int(lora_alpha), "target_modules": list(lora_targets)}
@@ -190,8 +195,10 @@ class LatentDiffusionModel:
     @classmethod
     def from_pretrained(cls, name_or_path: str, dtype: str = "float32", device: str = "auto",
                         lora_rank: int = 8, lora_alpha: int = 8, lora_targets=LORA_TARGETS,
-                        trust_remote_code: bool = False) -> "LatentDiffusionModel":
-        """A StableDiffusionPipeline from a local folder or hub id (offline: from the cache)."""
+                        trust_remote_code: bool = False, resolution: int | None = None) -> "LatentDiffusionModel":
+        """A StableDiffusionPipeline from a local folder or hub id (offline: from the cache).
+
+        resolution: image side in pixels the model works at (None: its native size, 512 for SD v1.4)."""
         from diffusers import StableDiffusionPipeline
 
         from copystudy.models import loading
@@ -210,7 +217,7 @@ class LatentDiffusionModel:
             raise ValueError(f"model.name_or_path {name_or_path!r}: could not load a Stable Diffusion "
                              f"pipeline ({exc})") from exc
         pipe.set_progress_bar_config(disable=True)
-        return cls(pipe.to(dev), lora_rank, lora_alpha, lora_targets, name_or_path)
+        return cls(pipe.to(dev), lora_rank, lora_alpha, lora_targets, name_or_path, resolution)
 
     @property
     def device(self) -> torch.device:
@@ -228,13 +235,12 @@ class LatentDiffusionModel:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        size = self.unet.config.sample_size * self.pipe.vae_scale_factor
-        return (3, size, size)
+        return (3, self.resolution, self.resolution)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
-        c = self.unet.config
-        return (c.in_channels, c.sample_size, c.sample_size)
+        side = self.resolution // self.pipe.vae_scale_factor
+        return (self.unet.config.in_channels, side, side)
 
     def clone(self) -> "LatentDiffusionModel":
         """The same base with its own adapter (the base weights are shared, not copied)."""
@@ -341,7 +347,8 @@ class LatentDiffusionModel:
         out = []
         for lo in range(0, n, batch_size):
             result = self.pipe(list(labels[lo:lo + batch_size]), num_inference_steps=num_inference_steps or 50,
-                               guidance_scale=guidance_scale, generator=gen, output_type="np")
+                               guidance_scale=guidance_scale, generator=gen, output_type="np",
+                               height=self.resolution, width=self.resolution)
             out.append(np.asarray(result.images, dtype=np.float32).transpose(0, 3, 1, 2))
         return np.concatenate(out)
 
