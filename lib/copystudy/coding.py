@@ -214,12 +214,20 @@ class TokenPredictor:
         with torch.no_grad():
             if s != self.window:  # a new window: its tokens so far in one pass, a fresh cache
                 self.window = s
-                out = self.model(input_ids=torch.stack(self.history[s:t], 1).to(self.device), use_cache=True)
+                out = self._forward(torch.stack(self.history[s:t], 1).to(self.device))
             else:
-                out = self.model(input_ids=self.history[-1][:, None].to(self.device),
-                                 past_key_values=self.past, use_cache=True)
+                out = self._forward(self.history[-1][:, None].to(self.device), past_key_values=self.past)
             self.past = out.past_key_values
             return torch.softmax(out.logits[:, -1].double(), dim=-1).cpu().numpy()
+
+
+    def _forward(self, ids, **kwargs):
+        """The model on ids with its cache, computing logits of the last position only where it can
+        (a window of a 50K-token vocabulary would otherwise need [B, context, vocab] logits)."""
+        try:
+            return self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **kwargs)
+        except TypeError:  # a model class without logits_to_keep
+            return self.model(input_ids=ids, use_cache=True, **kwargs)
 
 
 def predictor_for(lm):

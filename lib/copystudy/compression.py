@@ -47,31 +47,39 @@ def lm_chunks(lm: CausalLM, data: bytes, chunk_size: int | None) -> list[bytes]:
 
 
 def lm_code(lm: CausalLM, data: bytes, chunk_size: int | None = 2048, verify: bool = True,
-            show_progress: bool = True) -> dict:
-    """Range-code data with the LM (chunks coded as one batch), decode it again and compare.
+            show_progress: bool = True, stream_batch: int = 64) -> dict:
+    """Range-code data with the LM (chunks coded in batches of `stream_batch`), decode it again and compare.
 
     A model with a tokenizer codes the token ids of each chunk; sizes are still per original byte.
     Returns coded and ideal sizes, the coder's overhead over the ideal, whether the round trip was
     exact, and the encode/decode times.
     """
-    desc = f"LM code {len(data) // 1000} KB, {chunking_label(chunk_size)}"
-    bar = (lambda it: progress(it, desc=desc + " (encode)")) if show_progress else None
     pieces = lm_chunks(lm, data, chunk_size)
     streams = pieces if lm.tokenizer is None else [lm.tokens(p) for p in pieces]
-    t0 = time.perf_counter()
-    coded = coding.encode_streams(coding.predictor_for(lm), streams, progress=bar)
-    t1 = time.perf_counter()
+    groups = [streams[i:i + stream_batch] for i in range(0, len(streams), stream_batch)]
+    coded, decoded, encode_seconds, decode_seconds = [], [], 0.0, 0.0
+    for g, group in enumerate(groups):
+        desc = f"LM code {len(data) // 1000} KB, {chunking_label(chunk_size)}" + (
+            f", batch {g + 1}/{len(groups)}" if len(groups) > 1 else "")
+        bar = (lambda it: progress(it, desc=desc + " (encode)")) if show_progress else None
+        t0 = time.perf_counter()
+        coded.append(coding.encode_streams(coding.predictor_for(lm), group, progress=bar))
+        t1 = time.perf_counter()
+        if verify:
+            bar = (lambda it: progress(it, desc=desc + " (decode)")) if show_progress else None
+            decoded += coding.decode_streams(coding.predictor_for(lm), coded[-1], progress=bar,
+                                             as_bytes=lm.tokenizer is None)
+        encode_seconds += t1 - t0
+        decode_seconds += time.perf_counter() - t1
     exact = None
     if verify:
-        bar = (lambda it: progress(it, desc=desc + " (decode)")) if show_progress else None
-        decoded = coding.decode_streams(coding.predictor_for(lm), coded, progress=bar,
-                                        as_bytes=lm.tokenizer is None)
         exact = b"".join(d if lm.tokenizer is None else lm.detokenize(d) for d in decoded) == bytes(data)
-    t2 = time.perf_counter()
-    return {"original_bytes": len(data), "n_chunks": len(coded.streams), "n_symbols": coded.n_symbols,
-            "coded_bytes": coded.coded_bytes, "coded_bits": coded.coded_bits, "ideal_bits": coded.ideal_bits,
-            "overhead_pct": coded.overhead_pct, "roundtrip_exact": exact,
-            "encode_seconds": t1 - t0, "decode_seconds": t2 - t1}
+    whole = coding.Coded([s for c in coded for s in c.streams], [n for c in coded for n in c.lengths],
+                         sum(c.ideal_bits for c in coded), chunk_size)
+    return {"original_bytes": len(data), "n_chunks": len(whole.streams), "n_symbols": whole.n_symbols,
+            "coded_bytes": whole.coded_bytes, "coded_bits": whole.coded_bits, "ideal_bits": whole.ideal_bits,
+            "overhead_pct": whole.overhead_pct, "roundtrip_exact": exact,
+            "encode_seconds": encode_seconds, "decode_seconds": decode_seconds}
 
 
 def compare(lm: CausalLM, texts: dict[str, bytes], chunk_sizes=(2048, None), verify: bool = True,
