@@ -154,7 +154,7 @@ def test_public_replay_fine_tunes_the_empty_coalition_too(tmp_path):
     game = tiny_game(tmp_path)
     game.finetune = C.TrainConfig(2, 4, public_replay=0.5, embed_lr_scale=10.0)
     base = game.base_model()
-    empty = game.model([], base)
+    empty = game.model([])
     assert empty is not base
     assert any(not np.array_equal(a.detach().numpy(), b.detach().numpy())
                for a, b in zip(base.unet.parameters(), empty.unet.parameters()))

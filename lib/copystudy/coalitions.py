@@ -209,6 +209,7 @@ class CoalitionGame:
     cache: Path
     log: list[dict] = field(default_factory=list)  # one entry per model obtained: trained or loaded
     loaded_base: object = field(default=None, repr=False)  # a pretrained base, loaded once per game
+    _base: object = field(default=None, init=False, repr=False)  # the empty coalition's model, once obtained
 
     @property
     def pretrained(self) -> bool:
@@ -235,8 +236,11 @@ class CoalitionGame:
         return sorted({int(v) for labels in self.work_labels for v in np.unique(labels)})
 
     def base_model(self):
-        """The model of the empty coalition: trained here on the public data, or the pretrained model."""
-        return self._pretrained_base() if self.pretrained else self._pixel_base()
+        """The model of the empty coalition: trained here on the public data, or the pretrained model
+        (obtained once per game; every coalition fine-tunes a clone of it)."""
+        if self._base is None:
+            self._base = self._pretrained_base() if self.pretrained else self._pixel_base()
+        return self._base
 
     def _pretrained_base(self) -> LatentDiffusionModel:
         """The pretrained model, plus a "null" LoRA on the public data when there is any and
@@ -285,20 +289,20 @@ class CoalitionGame:
         return (np.concatenate([self.works[i] for i in members]),
                 np.concatenate([self.work_labels[i] for i in members]))
 
-    def model(self, members, base=None):
+    def model(self, members):
         """The model of coalition `members` (owner indices): the base fine-tuned on their works."""
         members = tuple(sorted(set(int(i) for i in members)))
         if self.pretrained:
-            return self._lora_model(members, base)
+            return self._lora_model(members)
         if not members and self.finetune.public_replay <= 0:
-            return base if base is not None else self.base_model()
+            return self.base_model()
         images, labels = self.coalition_data(members)
         order = canonical_order(images, labels)
         key = fingerprint("finetune", self.base_key(), images[order], labels[order], self.finetune.as_dict(),
                           code_version())
 
         def make():
-            model = (base if base is not None else self.base_model()).clone()
+            model = self.base_model().clone()
             names = "+".join(self.owners[i] for i in members) or "(public only)"
             seconds = _train(model, images, labels, self.null_id, self.finetune, f"fine-tune {names}",
                              public=(self.public_images, self.public_labels))
@@ -310,10 +314,10 @@ class CoalitionGame:
                          "train_seconds": meta["train_seconds"]})
         return model
 
-    def _lora_model(self, members: tuple, base=None) -> LatentDiffusionModel:
+    def _lora_model(self, members: tuple) -> LatentDiffusionModel:
         """The pretrained base with a LoRA adapter fine-tuned on the coalition's works (the empty
         coalition is the base itself, as in the paper)."""
-        base = base if base is not None else self.base_model()
+        base = self.base_model()
         if not members:
             return base
         images, labels = self.coalition_data(members)
@@ -347,11 +351,10 @@ class CoalitionGame:
         """fn(mask, model) for every coalition mask 0..2**n-1 (bit i = owner i); returns the results.
 
         Models are obtained one at a time (trained or loaded) and dropped after use."""
-        base = self.base_model()
         results = []
         for mask in progress(range(2**self.n), desc=desc):
             members = [i for i in range(self.n) if mask >> i & 1]
-            model = self.model(members, base)
+            model = self.model(members)
             results.append(fn(mask, model))
         return results
 
@@ -371,40 +374,33 @@ def build_game(owner_works: dict[str, np.ndarray], public: dict[str, np.ndarray]
 
     With a pretrained model (model_config has name_or_path) the prompts are text from
     `prompt_template`, and public data (for an optional null LoRA) may be empty."""
+    pretrained = bool(model_config.get("name_or_path"))
     bad = [name for name in owner_works if "+" in name]
     if bad:
         raise ValueError(f"owner names may not contain '+' (the coalition separator): {bad}")
     if not owner_works:
         raise ValueError("a royalty game needs at least one owner")
-    if model_config.get("name_or_path"):
-        return _text_prompt_game(owner_works, public, model_config, pretrain, finetune, cache, prompt_template)
-    if not public:
+    if not public and not pretrained:
         raise ValueError("a royalty game needs public data for the base model")
+    if pretrained and "{owner}" not in prompt_template:
+        raise ValueError(f"prompt_template must contain {{owner}}, got {prompt_template!r}")
+
+    def labels(name: str, index: int, n: int) -> np.ndarray:  # a text prompt, or a conditioning id
+        if pretrained:
+            return np.array([prompt_template.format(owner=name)] * n, dtype=object)
+        return np.full(n, index, np.int64)
+
     P = len(public)
-    public_images = np.concatenate([np.asarray(v, np.float32) for v in public.values()])
-    public_labels = np.concatenate([np.full(len(v), j, np.int64) for j, v in enumerate(public.values())])
     owners = list(owner_works)
     works = [np.asarray(owner_works[o], np.float32) for o in owners]
-    labels = [np.full(len(w), P + i, np.int64) for i, w in enumerate(works)]
-    return CoalitionGame(owners, works, labels, public_images, public_labels, P + len(owners) + 1,
-                         dict(model_config), pretrain, finetune, Path(cache))
-
-
-def _text_prompt_game(owner_works, public, model_config, pretrain, finetune, cache, template) -> CoalitionGame:
-    if "{owner}" not in template:
-        raise ValueError(f"prompt_template must contain {{owner}}, got {template!r}")
-
-    def prompts(name, n):
-        return np.array([template.format(owner=name)] * n, dtype=object)
-
-    owners = list(owner_works)
-    works = [np.asarray(owner_works[o], np.float32) for o in owners]
-    public_images = (np.concatenate([np.asarray(v, np.float32) for v in public.values()]) if public
-                     else np.zeros((0, *works[0].shape[1:]), np.float32))
-    public_labels = (np.concatenate([prompts(k, len(v)) for k, v in public.items()]) if public
-                     else np.zeros(0, object))
-    return CoalitionGame(owners, works, [prompts(o, len(w)) for o, w in zip(owners, works)], public_images,
-                         public_labels, 0, dict(model_config), pretrain, finetune, Path(cache))
+    if public:
+        public_images = np.concatenate([np.asarray(v, np.float32) for v in public.values()])
+        public_labels = np.concatenate([labels(k, j, len(v)) for j, (k, v) in enumerate(public.items())])
+    else:
+        public_images, public_labels = np.zeros((0, *works[0].shape[1:]), np.float32), np.zeros(0, object)
+    work_labels = [labels(o, P + i, len(w)) for i, (o, w) in enumerate(zip(owners, works))]
+    return CoalitionGame(owners, works, work_labels, public_images, public_labels,
+                         0 if pretrained else P + len(owners) + 1, dict(model_config), pretrain, finetune, Path(cache))
 
 
 def split_game(game: CoalitionGame, owner: int, seed: int = 0) -> CoalitionGame:

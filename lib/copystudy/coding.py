@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import constriction
 import numpy as np
+import torch
 from threadpoolctl import threadpool_limits
 
 from copystudy.models.causal_lm import window_start
@@ -206,8 +207,6 @@ class TokenPredictor:
 
     def update(self, symbols: np.ndarray) -> np.ndarray:
         """Feed token t-1 of every stream; return p(token t | window) float64 [B, vocab]."""
-        import torch
-
         self.history.append(torch.as_tensor(np.asarray(symbols, dtype=np.int64).reshape(self.batch)))
         t = len(self.history)
         s = window_start(t, self.context)
@@ -219,7 +218,6 @@ class TokenPredictor:
                 out = self._forward(self.history[-1][:, None].to(self.device), past_key_values=self.past)
             self.past = out.past_key_values
             return torch.softmax(out.logits[:, -1].double(), dim=-1).cpu().numpy()
-
 
     def _forward(self, ids, **kwargs):
         """The model on ids with its cache, computing logits of the last position only where it can
@@ -281,6 +279,7 @@ def chunks(data: bytes, chunk_size: int | None, utf8: bool = False) -> list[byte
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size}")
     if not utf8:
         return [bytes(data[i:i + chunk_size]) for i in range(0, len(data), chunk_size)]
+
     def inside(j):  # data[j] continues the character before it
         return 0 < j < len(data) and (data[j] & 0xC0) == 0x80
 

@@ -185,7 +185,7 @@ def _nested_sets(overrides: dict, current: dict, declared: dict) -> dict:
             dicts = [k for k, v in current.items() if isinstance(v, dict)]
             raise ParameterError(f"--set {key}: {head!r} is not a dict parameter of this notebook; "
                                  f"dict parameters: {', '.join(dicts) or '(none)'}")
-        target = out.setdefault(head, dict(out.get(head) or current[head]))
+        target = out.setdefault(head, dict(current[head]))
         target[rest] = value
     return out
 
