@@ -92,10 +92,14 @@ def test_duplicated_row_with_samples(tmp_path, capsys):
     assert "duplicated row" in capsys.readouterr().err
 
 
-def test_owner_name_with_plus_declared(tmp_path, capsys):
-    path = write_game(tmp_path / "u.csv", ["a", "b", "c"], TABLE)
-    assert run(path, "--owners", "a+b,c") == 2
-    assert "contains '+'" in capsys.readouterr().err
+@pytest.mark.parametrize("owners, declared, message", [
+    (["a", "b", "c"], "a+b,c", "contains '+'"),  # an owner name with the coalition separator
+    (OWNERS, "left,right1", "not in --owners"),  # an owner in the file that --owners does not declare
+])
+def test_bad_declared_owners(owners, declared, message, tmp_path, capsys):
+    path = write_game(tmp_path / "u.csv", owners, TABLE)
+    assert run(path, "--owners", declared) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_owner_name_with_plus_detected_from_file(tmp_path, capsys):
@@ -105,12 +109,6 @@ def test_owner_name_with_plus_detected_from_file(tmp_path, capsys):
     assert run(path) == 2
     err = capsys.readouterr().err
     assert "'x' and 'y' never appear apart" in err
-
-
-def test_undeclared_owner_name(tmp_path, capsys):
-    path = write_game(tmp_path / "u.csv", OWNERS, TABLE)
-    assert run(path, "--owners", "left,right1") == 2
-    assert "not in --owners" in capsys.readouterr().err
 
 
 def test_bad_values(tmp_path, capsys):
