@@ -34,10 +34,11 @@ def test_smoke_run(run_notebook, tmp_path):
     for table in ("shares", "summary", "shell_companies", "estimators", "utilities", "timings"):
         assert (out / "tables" / f"{table}.csv").is_file() and (out / "tables" / f"{table}.md").is_file()
     assert (out / "figures" / "estimators.png").is_file() and (out / "figures" / "shell_companies.png").is_file()
-    # the shell-company game reuses the coalitions that hold both halves or neither: 2 * 2**2 new fine-tunes
-    assert metrics["shell_companies_finetunes_trained"] == 8
-    # 2**3 coalitions, the empty one included (fine-tuned on public data alone)
-    assert metrics["digits_finetunes_trained"] == 8 and metrics["typefaces_finetunes_trained"] == 8
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "ok"
-    assert np.isfinite(metrics["total_seconds"])
+    timings = manifest["timings"]  # how the run went, not what it found: kept out of metrics.json
+    # the shell-company game reuses the coalitions that hold both halves or neither: 2 * 2**2 new fine-tunes
+    assert timings["shell_companies_finetunes_trained"] == 8
+    # 2**3 coalitions, the empty one included (fine-tuned on public data alone)
+    assert timings["digits_finetunes_trained"] == 8 and timings["typefaces_finetunes_trained"] == 8
+    assert np.isfinite(timings["total_seconds"]) and not any("seconds" in key for key in metrics)

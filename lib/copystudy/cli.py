@@ -16,12 +16,13 @@ SUBCOMMANDS = {
 
 
 def cmd_list(args) -> int:
-    """Notebooks, their parameters (type, default, meaning) and the parameter sets in params/."""
+    """Notebooks, their parameters (valid values, default, meaning) and the parameter sets in params/."""
     root = runner.project_root()
     for name, path in runner.notebooks(root).items():
         print(f"{name}  ({path.relative_to(root)})")
         for p in runner.declared_parameters(path).values():
-            print(f"    {p.name:<24} {p.type:<9} {p.default!r:<28} {p.help}")
+            default = repr(p.default) if len(repr(p.default)) <= 40 else repr(p.default)[:37] + "..."
+            print(f"    {p.name:<24} {p.type:<40} default {default}\n        {p.help}")
         sets = [str(s.relative_to(root)) for s in runner.parameter_sets(name, root)]
         print(f"    parameter sets: {', '.join(sets) or '(none)'}\n")
     return 0
@@ -37,6 +38,11 @@ def cmd_run(args) -> int:
     failures = []
     for name in names:
         try:
+            if args.check:
+                plan = runner.prepare(name, args.params, args.set or [], args.out, root=root)
+                print(f"{name}: ok, {len(plan.values)} parameters from {plan.params_file} and the notebook's "
+                      f"defaults; would write {plan.run_dir}")
+                continue
             run_dir = runner.run(name, args.params, args.set or [], args.out, progress_bar=not args.quiet,
                                  root=root)
             print(f"{name}: done -> {run_dir}")
@@ -63,6 +69,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one parameter (repeatable)")
     run.add_argument("--out", help="run folder (default: results/NAME/<set>)")
     run.add_argument("--quiet", action="store_true", help="no papermill progress bar")
+    run.add_argument("--check", action="store_true",
+                     help="check the parameters, the inputs they name and the run folder, then exit without running")
     run.set_defaults(func=cmd_run)
     for tool, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(tool, help=help_text)

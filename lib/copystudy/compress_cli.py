@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
-
-from copystudy import baselines, compression
-from copystudy.models.causal_lm import CausalLM
 
 MODEL_SUBDIR = Path("models") / "lm"
 
@@ -31,8 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def compress_file(run_dir: str | Path, path: str | Path, chunk_size: int | None = 2048,
                   verify: bool = True, show_progress: bool = False) -> dict:
     """Compress a file with the run's LM and with every baseline; the summary as a dict."""
+    from copystudy import baselines, compression
+
+    lm = load_model(run_dir)
     model_dir = Path(run_dir) / MODEL_SUBDIR
-    lm = CausalLM.load(model_dir)
     data = Path(path).read_bytes()
     info = compression.lm_code(lm, data, chunk_size, verify=verify, show_progress=show_progress)
     sizes = baselines.sizes(compression.lm_chunks(lm, data, chunk_size), verify=verify)
@@ -50,6 +50,28 @@ def compress_file(run_dir: str | Path, path: str | Path, chunk_size: int | None 
     }
 
 
+class ModelError(ValueError):
+    """The run folder holds no model that loads."""
+
+
+def load_model(run_dir: str | Path):
+    """The LM a run of lm_compression saved; ModelError (one line) if it is missing, corrupt or truncated."""
+    from copystudy.models.causal_lm import CausalLM
+
+    model_dir = Path(run_dir) / MODEL_SUBDIR
+    if not Path(run_dir).is_dir():
+        raise ModelError(f"--run {run_dir} is not a folder; run `python -m copystudy run lm_compression` first, "
+                         "or pass a run folder of lm_compression")
+    if not model_dir.is_dir():
+        raise ModelError(f"--run {run_dir} holds no {MODEL_SUBDIR}/: is it a run of lm_compression?")
+    try:
+        return CausalLM.load(model_dir)
+    except Exception as exc:  # safetensors, json, torch and transformers each raise their own error here
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"the model in {model_dir} cannot be loaded, its files are corrupt or truncated "
+                         f"({type(exc).__name__}: {reason}); run lm_compression again to recreate it") from None
+
+
 def _pct(rate: float) -> str:
     return f"{100 * rate:7.2f} %" if rate == rate else "      - "
 
@@ -59,20 +81,21 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: --chunk-size must be >= 0 (0: unchunked), got {args.chunk_size}", file=sys.stderr)
         return 2
     path = Path(args.file)
-    if not path.is_file():
-        print(f"error: {path} is not a file", file=sys.stderr)
+    if not path.is_file() or not os.access(path, os.R_OK):
+        print(f"error: {path} is not a file this user can read", file=sys.stderr)
         return 2
     try:
         t0 = time.time()
         result = compress_file(args.run, path, args.chunk_size or None, verify=not args.no_verify,
                                show_progress=not args.json)
-    except FileNotFoundError as exc:
-        print(f"error: {exc} (run `python -m copystudy run lm_compression` first, or pass --run to a run "
-              f"folder that holds {MODEL_SUBDIR}/)", file=sys.stderr)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps(result, indent=2))
         return 0 if result["roundtrip_exact"] is not False else 1
+    from copystudy import baselines, compression
+
     n = result["bytes_in"]
     chunking = compression.chunking_label(result["chunk_size"])
     print(f"file            {result['file']}  ({n:,} bytes in, {chunking})")

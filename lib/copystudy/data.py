@@ -31,23 +31,45 @@ def stdlib_source(max_bytes: int = 2_000_000) -> dict[str, bytes]:
     return docs
 
 
+def text_paths(text_files: list[str] | str, name: str = "text_files") -> list[Path]:
+    """The files that paths or glob patterns name (`~` expanded, `**` recursive), in pattern then path order.
+
+    FileNotFoundError naming a pattern that matches nothing; ValueError naming an empty file."""
+    patterns = [text_files] if isinstance(text_files, str) else list(text_files)
+    paths: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(str(Path(pattern).expanduser()), recursive=True))
+        files = [Path(m) for m in matches if Path(m).is_file()]
+        if not files:
+            what = "only folders" if matches else "no file"
+            raise FileNotFoundError(f"{name}: {pattern!r} matches {what}; give text files or a glob such as "
+                                    "'corpus/*.txt'")
+        for path in files:
+            if path.stat().st_size == 0:
+                raise ValueError(f"{name}: {path} is empty")
+            if path not in paths:
+                paths.append(path)
+    return paths
+
+
+def check_text_files(text_files: list[str] | str, min_docs: int = 1, name: str = "text_files") -> list[Path]:
+    """`text_paths`, and at least `min_docs` of them readable (one file is one document)."""
+    paths = text_paths(text_files, name)
+    for path in paths:
+        with path.open("rb") as f:
+            f.read(1)
+    if len(paths) < min_docs:
+        raise ValueError(f"{name}: {text_files!r} names {len(paths)} file, and this notebook needs at least "
+                         f"{min_docs} documents (it splits whole documents, one per file); give several files "
+                         "or a glob such as 'corpus/*.txt'")
+    return paths
+
+
 def text_corpus(text_files: list[str] | str | None = None) -> dict[str, bytes]:
     """The user's text files (paths or glob patterns) as documents, or Python's docs when None."""
     if text_files is None:
         return python_docs()
-    patterns = [text_files] if isinstance(text_files, str) else list(text_files)
-    docs = {}
-    for pattern in patterns:
-        matches = sorted(glob.glob(str(Path(pattern).expanduser()), recursive=True))
-        if not matches:
-            raise FileNotFoundError(f"text_files: no file matches {pattern!r}")
-        for match in matches:
-            path = Path(match)
-            if path.is_file():
-                docs[str(path)] = path.read_bytes()
-    if not docs:
-        raise ValueError(f"text_files: {text_files!r} names no readable files")
-    return docs
+    return {str(path): path.read_bytes() for path in text_paths(text_files)}
 
 
 def split_documents(docs: dict[str, bytes], heldout_fraction: float = 0.1, seed: int = 0):
@@ -98,20 +120,50 @@ def load_image(path: Path, size: int, channels: int = 1) -> np.ndarray:
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
 
 
+def owner_folders(root: str | Path, name: str = "data_dir") -> list[Path]:
+    """The owner sub-folders of root, sorted; hidden ones (.git, .ipynb_checkpoints, any dot-folder) are not owners."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"{name}: {root} does not exist")
+    if not root.is_dir():
+        raise NotADirectoryError(f"{name}: {root} is not a folder")
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def image_paths(root: str | Path, name: str = "data_dir") -> dict[str, list[Path]]:
+    """root/<owner>/*.png|jpg|... -> owner -> image files; ValueError for no owners or an owner without images."""
+    owners = {}
+    for sub in owner_folders(root, name):
+        files = sorted(p for p in sub.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                       and not p.name.startswith("."))
+        if not files:
+            raise ValueError(f"{name}: owner folder {sub} has no images ({', '.join(IMAGE_SUFFIXES)})")
+        owners[sub.name] = files
+    if not owners:
+        raise ValueError(f"{name}: {Path(root).expanduser()} has no owner sub-folders with images "
+                         "(expected root/<owner>/*.png)")
+    return owners
+
+
+def check_image_folder(root: str | Path, name: str = "data_dir") -> dict[str, list[Path]]:
+    """`image_paths`, and every image decodes in full (a corrupt or truncated file is named)."""
+    from PIL import Image
+
+    owners = image_paths(root, name)
+    for files in owners.values():
+        for path in files:
+            try:
+                with Image.open(path) as img:
+                    img.load()
+            except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError ... for bad files
+                raise ValueError(f"{name}: {path} is not a readable image ({exc})") from None
+    return owners
+
+
 def image_folder(root: str | Path, size: int, channels: int = 1) -> dict[str, np.ndarray]:
     """A folder with one sub-folder per owner (root/<owner>/*.png|jpg) -> owner -> [n, C, H, W]."""
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"data_dir: {root} is not a folder")
-    owners = {}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(f"data_dir: owner folder {sub} has no images ({', '.join(IMAGE_SUFFIXES)})")
-        owners[sub.name] = np.stack([load_image(f, size, channels) for f in files])
-    if not owners:
-        raise ValueError(f"data_dir: {root} has no owner sub-folders with images (expected root/<owner>/*.png)")
-    return owners
+    return {owner: np.stack([load_image(f, size, channels) for f in files])
+            for owner, files in image_paths(root).items()}
 
 
 def text_folder(root: str | Path, suffixes=(".txt", ".md", ".py", ".rst", ".html")) -> dict[str, dict[str, bytes]]:
@@ -121,6 +173,8 @@ def text_folder(root: str | Path, suffixes=(".txt", ".md", ".py", ".rst", ".html
         raise FileNotFoundError(f"data_dir: {root} is not a folder")
     owners = {}
     for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
         if entry.is_dir():
             files = sorted(p for p in entry.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
             if not files:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 INPUTS_FILE = "inputs.json"
+TIMINGS_FILE = "timings.json"
 
 
 def run_path(*parts: str) -> Path:
@@ -61,8 +62,15 @@ def _merge_json(path: Path, new: dict) -> Path:
 
 
 def save_metrics(metrics: dict) -> Path:
-    """Merge headline numbers into metrics.json (flat keys; a mapping may be a nested dict)."""
+    """Merge headline numbers into metrics.json (flat keys; a mapping may be a nested dict).
+
+    Results only: two runs with the same parameters write the same bytes. Timings go to `save_timings`."""
     return _merge_json(run_path("metrics.json"), metrics)
+
+
+def save_timings(timings: dict) -> Path:
+    """Merge wall-clock seconds into the run's timings; the runner moves them into manifest.json."""
+    return _merge_json(run_path(TIMINGS_FILE), timings)
 
 
 def sha256(data) -> str:

@@ -1,19 +1,23 @@
-"""Run a notebook with papermill into its own results folder, with validated parameters and a manifest.
+"""Run a notebook with papermill into its own results folder, with checked parameters and a manifest.
 
-A run of notebook NAME with parameter set SET goes to results/NAME/SET/ (or --out). It executes in
-results/NAME/SET.running/ and is moved into place only when it succeeds, so a failed or interrupted
-run never destroys the last good one; a failed run is kept as SET.failed/ with its partial notebook.
+A run of notebook NAME with parameter set SET goes to results/NAME/SET/ (or --out). Before the kernel
+starts, every parameter is checked against its declaration (`copystudy.params`), every input file
+and folder the parameters name is checked on disk, and the run folder is checked to be new or ours
+(`copystudy.runfolder`). The run then holds a lock on its folder, executes in SET.running/, and is
+moved into place only when it succeeds, so a failed, interrupted or killed run never destroys the
+last good one; a failed run is kept as SET.failed/ with its partial notebook and a manifest naming
+the cell that was running.
 """
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
 import hashlib
 import json
 import os
 import platform
-import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,6 +27,11 @@ from pathlib import Path
 
 import yaml
 
+from copystudy import runfolder
+from copystudy.params import ParameterError, declared_parameters, read_params_file, yaml_value
+
+__all__ = ["ParameterError", "RunFailed", "declared_parameters", "resolve_parameters", "prepare", "run"]
+
 KERNEL_NAME = "copystudy"
 PATH_KEY_SUFFIXES = ("_dir", "_path", "_file", "_files")
 VERSIONED_PACKAGES = ("torch", "numpy", "transformers", "diffusers", "peft", "safetensors", "constriction",
@@ -30,12 +39,8 @@ VERSIONED_PACKAGES = ("torch", "numpy", "transformers", "diffusers", "peft", "sa
                       "scikit-learn", "zstandard", "brotli", "pyppmd")
 
 
-class ParameterError(ValueError):
-    """A parameter set that does not fit the notebook; raised before anything runs."""
-
-
 class RunFailed(RuntimeError):
-    """A notebook cell raised; the partial executed notebook is kept."""
+    """A notebook cell raised, or the run was interrupted; the partial executed notebook is kept."""
 
 
 def project_root() -> Path:
@@ -69,79 +74,24 @@ def find_notebook(name: str, root: Path | None = None) -> Path:
     return found[name]
 
 
-@dataclass
-class Parameter:
-    name: str
-    default: object
-    type: str
-    help: str
-
-
-def declared_parameters(path: Path) -> dict[str, Parameter]:
-    """The parameters cell of a notebook: name -> default, type (from the default) and its comment.
-
-    Read with ast and tokenize (papermill's own parser drops a parameter whose comment holds '=').
-    """
-    import io
-    import tokenize
-
-    import nbformat
-
-    nb = nbformat.read(str(path), as_version=4)
-    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
-    if len(cells) != 1:
-        raise ParameterError(f"{path.name} must have exactly one code cell tagged 'parameters', found {len(cells)}")
-    source = cells[0].source
-    comments = {tok.start[0]: tok.string.lstrip("#").strip()
-                for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
-    out = {}
-    for node in ast.parse(source).body:
-        if not (isinstance(node, (ast.Assign, ast.AnnAssign))):
-            continue
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        if len(targets) != 1 or not isinstance(targets[0], ast.Name):
-            continue
-        try:
-            default = ast.literal_eval(node.value)
-        except ValueError as exc:
-            raise ParameterError(f"{path.name}: parameter {targets[0].id} must have a literal default") from exc
-        name = targets[0].id
-        kind = "any" if default is None else type(default).__name__
-        out[name] = Parameter(name, default, kind, comments.get(node.end_lineno, ""))
-    return out
-
-
 def parameter_sets(name: str, root: Path | None = None) -> list[Path]:
     return sorted(((root or project_root()) / "params" / name).glob("*.yaml"))
 
 
 def parse_set(item: str):
-    """'key=value' from --set; the value is read as YAML (so 3, 0.5, true, [1, 2] and text all work)."""
+    """'key=value' from --set; the value is read as YAML (so 3, 0.5, 1e-3, true, [1, 2] and text all work)."""
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
         raise ParameterError(f"--set expects KEY=VALUE, got {item!r}")
-    return key.strip(), yaml.safe_load(value) if value.strip() else None
-
-
-def _type_ok(value, default) -> bool:
-    if default is None:
-        return True
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, (list, tuple)):
-        return isinstance(value, (list, tuple))
-    return isinstance(value, type(default))
+    return key.strip(), yaml_value(value) if value.strip() else None
 
 
 def resolve_parameters(name: str, params_file: str | Path | None = None, sets: list[str] = (),
                        root: Path | None = None) -> tuple[dict, Path]:
-    """Defaults of the notebook < the params file < --set values, checked against the declarations.
+    """Defaults of the notebook < the params file < --set values, each checked against its declared spec.
 
-    Returns (values, params_file used). Raises ParameterError naming the bad key and the valid ones.
+    Returns (values, params_file used). Raises a one-line ParameterError naming the source, the key,
+    the valid values and what was given.
     """
     root = root or project_root()
     path = find_notebook(name, root)
@@ -151,26 +101,45 @@ def resolve_parameters(name: str, params_file: str | Path | None = None, sets: l
     params_file = Path(params_file)
     if not params_file.is_file():
         sets_found = [p.name for p in parameter_sets(name, root)]
-        raise ParameterError(f"params file {params_file} not found; sets for {name}: {sets_found or '(none)'}")
-    loaded = yaml.safe_load(params_file.read_text()) or {}
-    if not isinstance(loaded, dict):
-        raise ParameterError(f"{params_file} must hold a mapping of parameter names to values")
+        what = "is a folder" if params_file.is_dir() else "not found"
+        raise ParameterError(f"params file {params_file} {what}; sets for {name}: {sets_found or '(none)'}")
+    loaded, lines = read_params_file(params_file)
     overrides = dict(parse_set(s) for s in sets)
     values = {k: p.default for k, p in declared.items()}
     overrides = _nested_sets(overrides, {**values, **loaded}, declared)
     for source, given in ((str(params_file), loaded), ("--set", overrides)):
         for key, value in given.items():
+            where = f"{source}:{lines[key]}" if source != "--set" and key in lines else source
             if key not in declared:
-                raise ParameterError(f"{source}: {name} has no parameter {key!r}; valid parameters: "
+                raise ParameterError(f"{where}: {name} has no parameter {key!r}; valid parameters: "
                                      f"{', '.join(declared)}")
-            default = declared[key].default
-            if not _type_ok(value, default):
-                raise ParameterError(f"{source}: parameter {key!r} must be {declared[key].type} "
-                                     f"(default {default!r}), got {type(value).__name__} {value!r}")
-            if isinstance(default, float) and isinstance(value, int):
-                value = float(value)
+            spec = declared[key].spec
+            try:
+                value = spec.check(value)
+            except ValueError as exc:
+                raise ParameterError(f"{where}: parameter {key!r} must be {spec} (default "
+                                     f"{declared[key].default!r}), {exc}") from None
             values[key] = _absolute_paths(key, value)
     return values, params_file
+
+
+def check_inputs(name: str, values: dict, root: Path | None = None) -> None:
+    """Every input file and folder the parameters name exists and reads (text files, image folders)."""
+    from copystudy import data
+
+    declared = declared_parameters(find_notebook(name, root))
+    for key, p in declared.items():
+        value = values.get(key)
+        if value is None:
+            continue
+        try:
+            if p.spec.base == "text files":
+                data.check_text_files(value, p.spec.min_files, name=key)
+            elif p.spec.base == "image folder":
+                data.check_image_folder(value, name=key)
+        except (OSError, ValueError) as exc:
+            message = str(exc) if str(exc).startswith(key) else f"{key}: {exc}"
+            raise ParameterError(message) from None
 
 
 def _nested_sets(overrides: dict, current: dict, declared: dict) -> dict:
@@ -211,9 +180,12 @@ def params_hash(values: dict) -> str:
 
 def choose_run_dir(name: str, values: dict, params_file: Path, sets: list[str], out: str | None,
                    root: Path) -> Path:
-    """results/NAME/<set>[-<hash>]; never a folder that holds a run with other parameters."""
+    """results/NAME/<set>[-<hash>] or --out; never a folder that holds a run with other parameters, and
+    never one the runner could not write or must not replace (see runfolder.check_writable)."""
+    protected = [Path.cwd(), root]
     if out:
-        run_dir = Path(out).absolute()
+        run_dir = Path(out).expanduser().absolute()
+        runfolder.check_writable(run_dir, protected)
         if _holds_other_params(run_dir, values):
             raise ParameterError(f"--out {run_dir} holds a run with different parameters; "
                                  "choose another folder or delete it")
@@ -224,12 +196,48 @@ def choose_run_dir(name: str, values: dict, params_file: Path, sets: list[str], 
     if _holds_other_params(run_dir, values):
         run_dir = base / f"{params_file.stem}-{params_hash(values)}"
         print(f"note: {base / stem} holds a run with other parameters; writing to {run_dir}", file=sys.stderr)
+    runfolder.check_writable(run_dir, protected)
     return run_dir
 
 
 def _holds_other_params(run_dir: Path, values: dict) -> bool:
     saved = run_dir / "params.yaml"
-    return saved.exists() and (yaml.safe_load(saved.read_text()) or {}) != values
+    if not saved.is_file():
+        return False
+    try:
+        return (yaml.safe_load(saved.read_text()) or {}) != values
+    except (OSError, ValueError, yaml.YAMLError):
+        return True
+
+
+@dataclass
+class Plan:
+    """A checked run: the notebook, its parameter values, the params file and the run folder."""
+
+    name: str
+    notebook: Path
+    values: dict
+    params_file: Path
+    run_dir: Path
+
+
+def prepare(name: str, params_file: str | Path | None = None, sets: list[str] = (), out: str | None = None,
+            root: Path | None = None) -> Plan:
+    """Everything that can be checked before a kernel starts; ParameterError (one line) if anything is off.
+
+    Parameters against their specs, the inputs they name on disk, the run folder (new or ours,
+    writable) and its lock (no live run writes it). Writes nothing: `run NAME --check` is this alone.
+    """
+    root = root or project_root()
+    notebook = find_notebook(name, root)
+    values, params_file = resolve_parameters(name, params_file, list(sets), root)
+    check_inputs(name, values, root)
+    run_dir = choose_run_dir(name, values, params_file, list(sets), out, root)
+    holder = runfolder.lock_holder(run_dir)
+    if holder is not None:
+        raise runfolder.RunLocked(f"{run_dir} is being written by {runfolder._holder_text(holder)}; wait for it "
+                                  "to finish or stop it, or give another --out")
+    return Plan(name, notebook, values, params_file, run_dir)
 
 
 # ---- kernel, manifest ---------------------------------------------------------------------------
@@ -285,53 +293,125 @@ def machine() -> dict:
 
 
 # ---- running ------------------------------------------------------------------------------------
+def running_cell(executed: Path) -> dict:
+    """The cell papermill marked as running (or failed) in a partial executed notebook: index and source."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(executed), as_version=4)
+    except Exception:  # missing, or cut off mid-write by a kill
+        return {}
+    for index, cell in enumerate(nb.cells):
+        status = cell.get("metadata", {}).get("papermill", {}).get("status")
+        if status in ("running", "failed"):
+            return {"cell_index": index, "exec_count": cell.get("execution_count"),
+                    "source": cell.source, "cell_status": status}
+    return {}
+
+
+def _cell_text(error: dict) -> str:
+    if "cell_index" not in error:
+        return "run"
+    first = next((line for line in error.get("source", "").splitlines() if line.strip()), "")
+    return f"cell {error['cell_index']} ({first[:60]!r})"
+
+
+def salvage(run_dir: Path) -> Path | None:
+    """A .running folder left by a killed run becomes .failed, its manifest naming the cell that was running."""
+    work = runfolder.running(run_dir)
+    if not (work.is_dir() and runfolder.is_ours(work)):
+        return None
+    manifest_path = work / "manifest.json"
+    manifest = runfolder._read_json(manifest_path) or {}
+    error = {"error": "Killed", "message": "the run stopped without finishing (killed, or the machine stopped)",
+             **running_cell(work / "executed.ipynb")}
+    manifest.update(status="killed", error=error, created_by=runfolder.CREATED_BY)
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    target = runfolder.failed(run_dir)
+    runfolder.replace(work, target)
+    print(f"note: an earlier run into {run_dir} was killed in {_cell_text(error)}; its partial notebook is "
+          f"in {target}", file=sys.stderr)
+    return target
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so the failed run is kept."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def run(name: str, params_file: str | Path | None = None, sets: list[str] = (), out: str | None = None,
         progress_bar: bool = True, root: Path | None = None) -> Path:
     """Execute notebook NAME; returns the finished run folder. Raises ParameterError or RunFailed."""
+    root = root or project_root()
+    plan = prepare(name, params_file, sets, out, root)
+    run_dir = plan.run_dir
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "notebook": name, "run_dir": str(run_dir),
+            "started": runfolder.now()}
+    with runfolder.locked(run_dir, info) as previous:
+        if previous:
+            print(f"note: took over the lock of {runfolder._holder_text(previous)}, which is no longer running",
+                  file=sys.stderr)
+        salvage(run_dir)
+        work = runfolder.start(run_dir, info)
+        return _execute(plan, work, list(sets), progress_bar, root, info["started"])
+
+
+def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: Path, started: str) -> Path:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    root = root or project_root()
-    notebook = find_notebook(name, root)
-    values, params_file = resolve_parameters(name, params_file, list(sets), root)
-    run_dir = choose_run_dir(name, values, params_file, list(sets), out, root)
-    work = run_dir.with_name(run_dir.name + ".running")
-    failed = run_dir.with_name(run_dir.name + ".failed")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    (work / "params.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+    from copystudy.report import INPUTS_FILE, TIMINGS_FILE
+
+    run_dir = plan.run_dir
+    (work / "params.yaml").write_text(yaml.safe_dump(plan.values, sort_keys=False))
     kernel = ensure_kernel()
-    manifest = {"notebook": str(notebook.relative_to(root)), "params_file": str(params_file),
-                "overrides": list(sets), "seed": values.get("seed"), "git": git_state(root),
-                "versions": versions(), "machine": machine(), "kernel": kernel,
-                "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    print(f"running {notebook.name} -> {run_dir}", file=sys.stderr)
+    manifest = {"created_by": runfolder.CREATED_BY, "notebook": str(plan.notebook.relative_to(root)),
+                "params_file": str(plan.params_file), "overrides": sets, "seed": plan.values.get("seed"),
+                "git": git_state(root), "versions": versions(), "machine": machine(), "kernel": kernel,
+                "started": started, "status": "running", "pid": os.getpid()}
+    manifest_path = work / "manifest.json"
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"running {plan.notebook.name} -> {run_dir}", file=sys.stderr)
     t0 = time.perf_counter()
     error = None
+    previous_handler = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
-        pm.execute_notebook(str(notebook), str(work / "executed.ipynb"), parameters=values, kernel_name=kernel,
-                            cwd=str(work), progress_bar=progress_bar, log_output=False)
+        pm.execute_notebook(str(plan.notebook), str(work / "executed.ipynb"), parameters=plan.values,
+                            kernel_name=kernel, cwd=str(work), progress_bar=progress_bar, log_output=False)
     except PapermillExecutionError as exc:
         error = {"cell_index": exc.cell_index, "exec_count": exc.exec_count, "error": exc.ename,
                  "message": exc.evalue, "source": exc.source}
-    except KeyboardInterrupt:
-        error = {"error": "KeyboardInterrupt", "message": "interrupted"}
+    except KeyboardInterrupt as exc:
+        kind = "Terminated" if isinstance(exc, _Terminated) else "KeyboardInterrupt"
+        error = {"error": kind, "message": "interrupted", **running_cell(work / "executed.ipynb")}
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
     manifest["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    manifest.update(finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                    wall_seconds=round(time.perf_counter() - t0, 1), status="failed" if error else "ok")
-    inputs = work / "inputs.json"
-    if inputs.exists():
-        manifest["inputs_sha256"] = json.loads(inputs.read_text())
-        inputs.unlink()
+    manifest.update(finished=runfolder.now(), wall_seconds=round(time.perf_counter() - t0, 1),
+                    status="failed" if error else "ok")
+    manifest.pop("pid")
+    for key, file in (("inputs_sha256", INPUTS_FILE), ("timings", TIMINGS_FILE)):
+        if (work / file).exists():
+            manifest[key] = json.loads((work / file).read_text())
+            (work / file).unlink()
     if error:
         manifest["error"] = error
-    (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    target = failed if error else run_dir
-    shutil.rmtree(target, ignore_errors=True)
-    work.rename(target)
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    (work / runfolder.MARKER).unlink()
+    target = runfolder.failed(run_dir) if error else run_dir
+    runfolder.replace(work, target)
     if error:
-        where = f"cell {error.get('exec_count') or error.get('cell_index')}" if "cell_index" in error else "run"
-        raise RunFailed(f"{name}: {where} failed with {error['error']}: {error['message']}\n"
+        raise RunFailed(f"{plan.name}: {_cell_text(error)} failed with {error['error']}: {error['message']}; "
                         f"partial notebook kept in {target / 'executed.ipynb'}")
-    shutil.rmtree(failed, ignore_errors=True)
+    runfolder.remove(runfolder.failed(run_dir))
     return run_dir
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

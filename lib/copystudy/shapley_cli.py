@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from pathlib import Path
@@ -62,7 +63,14 @@ def read_utilities(path: str | Path) -> dict[frozenset[str], float]:
     path = Path(path)
     if not path.is_file():
         raise GameError(f"{path}: no such file")
-    with path.open(newline="") as f:
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")  # a spreadsheet's UTF-8 starts with a byte-order mark
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise GameError(f"{path}: line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as "
+                        "CSV UTF-8") from None
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         columns = [c.strip() for c in (reader.fieldnames or [])]
         if "coalition" not in columns or "utility" not in columns:
@@ -73,8 +81,14 @@ def read_utilities(path: str | Path) -> dict[frozenset[str], float]:
         has_sample = "sample" in columns
         rows: dict[tuple, float] = {}
         first_line: dict[tuple, int] = {}
-        for line, raw in enumerate(reader, start=2):
-            row = {k.strip(): (v if v is not None else "") for k, v in raw.items() if k is not None}
+        for row_fields in reader:
+            line = reader.line_num
+            if None in row_fields:
+                raise GameError(f"{path}: line {line} has {len(columns) + len(row_fields[None])} fields, the header "
+                                f"{len(columns)} ({','.join(columns)}); a name with a comma must be quoted")
+            if None in row_fields.values():
+                raise GameError(f"{path}: line {line} has fewer fields than the header ({','.join(columns)})")
+            row = {k.strip(): v for k, v in row_fields.items()}
             coalition = _parse_coalition(row["coalition"], line)
             try:
                 utility = float(row["utility"])

@@ -1,0 +1,196 @@
+"""Run folders: which folders a run may write, replace or delete, and the lock that keeps two runs apart.
+
+A run of RUN_DIR works in RUN_DIR.running/, which becomes RUN_DIR/ when it succeeds and RUN_DIR.failed/
+when it fails; RUN_DIR.lock holds the lock. The runner deletes or replaces a folder only when it is
+its own: a run folder (manifest.json written by copystudy) or a working folder (our marker file
+inside). Anything else the user has is refused before the notebook starts, never touched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import fcntl
+import json
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from copystudy.params import ParameterError
+
+MARKER = ".copystudy-run"  # inside RUN_DIR.running/ and RUN_DIR.failed/: who made it
+CREATED_BY = "copystudy"
+
+
+class RunLocked(ParameterError):
+    """Another live run writes the same run folder."""
+
+
+def running(run_dir: Path) -> Path:
+    return run_dir.with_name(run_dir.name + ".running")
+
+
+def failed(run_dir: Path) -> Path:
+    return run_dir.with_name(run_dir.name + ".failed")
+
+
+def lock_file(run_dir: Path) -> Path:
+    return run_dir.with_name(run_dir.name + ".lock")
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_ours(folder: Path) -> bool:
+    """A folder this runner made: our marker inside, or a manifest.json that copystudy wrote."""
+    if (folder / MARKER).is_file():
+        return True
+    manifest = _read_json(folder / "manifest.json")
+    if not isinstance(manifest, dict):
+        return False
+    # manifests before the created_by field had these keys
+    return manifest.get("created_by") == CREATED_BY or {"notebook", "params_file", "git", "versions"} <= set(manifest)
+
+
+def check_writable(run_dir: Path, protected: list[Path] = ()) -> None:
+    """Refuse, before anything runs, a run folder this runner could not write or must not replace.
+
+    Refused: an existing file; a folder with contents that is not a run folder of ours; a
+    RUN_DIR.running or RUN_DIR.failed that is not ours; the current folder, the project or a folder
+    holding them; a place where no folder can be created.
+    """
+    run_dir = Path(run_dir)
+    for keep in protected:
+        keep = Path(keep).absolute()
+        if run_dir == keep or run_dir in keep.parents:
+            raise ParameterError(f"--out {run_dir} holds {keep}, which a run would replace; "
+                                 f"give a new folder, e.g. --out {run_dir / 'my-run'}")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ParameterError(f"--out {run_dir} is a file, not a folder; give a new folder for the run")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not is_ours(run_dir):
+        raise ParameterError(f"--out {run_dir} is a folder with files that is not a copystudy run (no manifest.json "
+                             f"of ours), and a run replaces its folder; give a new or empty folder, e.g. "
+                             f"--out {run_dir / 'my-run'}")
+    lock = lock_file(run_dir)
+    foreign = [f for f in (running(run_dir), failed(run_dir)) if f.exists() and not (f.is_dir() and is_ours(f))]
+    foreign += [lock] if lock.exists() and not lock.is_file() else []
+    if foreign:
+        raise ParameterError(f"{foreign[0]} exists and is not copystudy's; the run would replace it. Move it "
+                             "away or choose another --out")
+    parent = run_dir.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ParameterError(f"cannot write {run_dir}: {parent} is not a folder this user can write to")
+
+
+def _holder_text(info: dict | None) -> str:
+    if not info:
+        return "a run that has not yet said who it is"
+    return f"run pid {info.get('pid')} ({info.get('notebook')}, started {info.get('started')} on {info.get('host')})"
+
+
+@contextmanager
+def locked(run_dir: Path, info: dict):
+    """Hold RUN_DIR.lock for the block; RunLocked naming the holder if a live run holds it.
+
+    The lock is an advisory lock (flock) on the file, which the kernel drops when its process dies, so
+    a lock left by a killed run is taken over. Yields what the previous holder wrote (None if none).
+    """
+    path = lock_file(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            holder = None
+            for _ in range(20):  # the holder writes its details right after it takes the lock
+                holder = _read_json(path)
+                if holder:
+                    break
+                time.sleep(0.05)
+            raise RunLocked(f"{run_dir} is being written by {_holder_text(holder)}; wait for it to finish or "
+                            "stop it, or give another --out") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the file was removed by the run that held it; lock the new one
+    try:
+        previous = os.read(fd, 1 << 16)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(info).encode())
+        os.fsync(fd)
+        try:
+            previous = json.loads(previous) if previous else None
+        except ValueError:
+            previous = None
+        yield previous
+    finally:
+        try:
+            path.unlink()
+        finally:
+            os.close(fd)
+
+
+def lock_holder(run_dir: Path) -> dict | None:
+    """Who holds RUN_DIR.lock now (its details), or None when no live run holds it."""
+    path = lock_file(run_dir)
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return _read_json(path) or {}
+    finally:
+        os.close(fd)
+    return None
+
+
+def start(run_dir: Path, info: dict) -> Path:
+    """A fresh RUN_DIR.running/ with our marker (a stale one of ours is removed first)."""
+    work = running(run_dir)
+    if work.exists():
+        if not is_ours(work):
+            raise ParameterError(f"{work} exists and is not copystudy's; move it away")
+        shutil.rmtree(work)
+    try:
+        work.mkdir(parents=True)
+        (work / MARKER).write_text(json.dumps(info) + "\n")
+    except OSError as exc:
+        raise ParameterError(f"cannot write {work}: {exc.strerror}") from None
+    return work
+
+
+def replace(source: Path, target: Path) -> None:
+    """Move our folder `source` to `target`, replacing `target` only if it is ours (or empty)."""
+    if target.exists():
+        if target.is_dir() and (is_ours(target) or not any(target.iterdir())):
+            shutil.rmtree(target)
+        else:
+            raise ParameterError(f"{target} is not copystudy's; the finished run stays in {source}")
+    source.rename(target)
+
+
+def remove(folder: Path) -> None:
+    """Delete a folder only if it is ours."""
+    if folder.is_dir() and is_ours(folder):
+        shutil.rmtree(folder)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
