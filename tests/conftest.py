@@ -8,9 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def one_line_error(proc) -> str:
+    """The stderr of a refused command: exit 2, one line starting with 'error:', no traceback."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
 
 
 def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, check: bool = True):
@@ -40,3 +49,48 @@ def run_notebook(tmp_path):
         return out, json.loads((out / "metrics.json").read_text())
 
     return _run
+
+
+# ---- a throwaway project with one toy notebook, for the runner's tests --------------------------
+PARAMS_CELL = """seed = 0  # int >= 0: random seed
+n = 3  # int >= 1: how many things
+rate = 0.5  # float > 0: a float
+label = "a"  # str: a string
+sizes = [1, 2]  # list of int >= 1: a list
+fail = False  # bool: raise in the second cell
+data_dir = None  # image folder or None: an optional folder
+ratio = 0.5  # float in (0, 1]: d_train <= ratio x d_heldout (a comment with =)
+text_files = None  # text files (at least 2) or None: documents, one per file
+"""
+
+BODY = """from copystudy import report
+import os, time
+if fail:
+    raise ValueError("asked to fail")
+time.sleep(float(os.environ.get("TOY_SLEEP", 0)))  # the tests interrupt a run here
+report.save_metrics({"n": n, "rate": rate, "sizes": sizes, "cwd_ok": os.path.basename(os.getcwd()) != ""})
+report.save_timings({"body_seconds": 0.1})
+report.record_input("numbers", bytes(range(n)))
+import matplotlib; matplotlib.use("Agg")
+import matplotlib.pyplot as plt, pandas as pd
+fig, ax = plt.subplots(); ax.plot(range(n)); report.save_figure(fig, "line")
+report.save_table(pd.DataFrame({"i": range(n)}), "numbers")
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A throwaway project with one notebook 01_toy.ipynb and params/toy/{default,other}.yaml."""
+    root = tmp_path / "project"
+    (root / "notebooks").mkdir(parents=True)
+    (root / "params" / "toy").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "copystudy", "display_name": "copystudy", "language": "python"}
+    cell = nbformat.v4.new_code_cell(PARAMS_CELL)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# Toy"), cell, nbformat.v4.new_code_cell(BODY)]
+    nbformat.write(nb, root / "notebooks" / "01_toy.ipynb")
+    (root / "params" / "toy" / "default.yaml").write_text("n: 4\n")
+    (root / "params" / "toy" / "other.yaml").write_text("n: 5\nrate: 1\n")
+    monkeypatch.setenv("COPYSTUDY_ROOT", str(root))
+    return root

@@ -98,7 +98,7 @@ def test_smoke_run_and_compress_cli(run_notebook, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "round trip      exact" in printed and "gzip -9" in printed and "unchunked" in printed
     assert compress_cli.main(parser.parse_args(["--run", str(tmp_path / "nowhere"), str(target)])) == 2
-    assert "models/lm" in capsys.readouterr().err
+    assert "nowhere is not a folder" in capsys.readouterr().err
 
 
 def test_sweep_steps_cover_the_data_and_corpus_mixes_in_stdlib():
@@ -118,3 +118,22 @@ def test_coding_in_stream_batches_gives_the_same_code(tiny_lm):
     assert many["roundtrip_exact"] and many["n_chunks"] == one["n_chunks"] == 8
     assert many["coded_bits"] == one["coded_bits"]
     assert many["ideal_bits"] == pytest.approx(one["ideal_bits"], rel=1e-12)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt", "missing"])
+def test_compress_with_a_damaged_model_is_one_line(tiny_lm, tmp_path, damage):
+    run_dir = tmp_path / "run"
+    model_dir = tiny_lm.save(run_dir / compress_cli.MODEL_SUBDIR)
+    weights = model_dir / "model.safetensors"
+    if damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "corrupt":
+        weights.write_bytes(b"\x00" * 64)
+    else:
+        weights.unlink()
+    target = tmp_path / "text.txt"
+    target.write_bytes(TEXT[:500])
+    proc = run_cli("compress", "--run", str(run_dir), str(target), check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    line = proc.stderr.strip()
+    assert len(line.splitlines()) == 1 and f"the model in {model_dir} cannot be loaded" in line

@@ -4,57 +4,15 @@ from __future__ import annotations
 
 import json
 
-import nbformat
 import pytest
 import yaml
 
 from conftest import run_cli
 from copystudy import runner
 
-PARAMS_CELL = """seed = 0  # random seed
-n = 3  # how many things
-rate = 0.5  # a float
-label = "a"  # a string
-sizes = [1, 2]  # a list
-fail = False  # raise in the second cell
-data_dir = None  # an optional folder
-ratio = 0.5  # d_train <= ratio x d_heldout (a comment with =)
-"""
-
-BODY = """from copystudy import report
-import os
-if fail:
-    raise ValueError("asked to fail")
-report.save_metrics({"n": n, "rate": rate, "sizes": sizes, "cwd_ok": os.path.basename(os.getcwd()) != ""})
-report.record_input("numbers", bytes(range(n)))
-import matplotlib; matplotlib.use("Agg")
-import matplotlib.pyplot as plt, pandas as pd
-fig, ax = plt.subplots(); ax.plot(range(n)); report.save_figure(fig, "line")
-report.save_table(pd.DataFrame({"i": range(n)}), "numbers")
-"""
-
-
-@pytest.fixture
-def project(tmp_path, monkeypatch):
-    """A throwaway project with one notebook 01_toy.ipynb and params/toy/{default,other}.yaml."""
-    root = tmp_path / "project"
-    (root / "notebooks").mkdir(parents=True)
-    (root / "params" / "toy").mkdir(parents=True)
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "copystudy", "display_name": "copystudy", "language": "python"}
-    cell = nbformat.v4.new_code_cell(PARAMS_CELL)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# Toy"), cell, nbformat.v4.new_code_cell(BODY)]
-    nbformat.write(nb, root / "notebooks" / "01_toy.ipynb")
-    (root / "params" / "toy" / "default.yaml").write_text("n: 4\n")
-    (root / "params" / "toy" / "other.yaml").write_text("n: 5\nrate: 1\n")
-    monkeypatch.setenv("COPYSTUDY_ROOT", str(root))
-    return root
-
-
-def test_declared_parameters_have_types_defaults_and_help(project):
+def test_declared_parameters_have_specs_defaults_and_help(project):
     params = runner.declared_parameters(project / "notebooks" / "01_toy.ipynb")
-    assert params["n"].default == 3 and params["n"].type == "int"
+    assert params["n"].default == 3 and params["n"].type == "int >= 1" and params["n"].help == "how many things"
     assert params["sizes"].default == [1, 2] and params["label"].help == "a string"
     assert params["ratio"].default == 0.5 and "ratio x d_heldout" in params["ratio"].help
 
@@ -69,13 +27,38 @@ def test_values_merge_defaults_file_and_sets(project):
     assert values["label"] == "b" and values["sizes"] == [1, 2]
 
 
+def test_exponent_floats_from_set_and_yaml(project):
+    (project / "params" / "toy" / "exp.yaml").write_text("rate: 1e-3\nn: 1e2\n")
+    values, _ = runner.resolve_parameters("toy", project / "params" / "toy" / "exp.yaml", [], project)
+    assert values["rate"] == 0.001 and values["n"] == 100 and isinstance(values["n"], int)
+    values, _ = runner.resolve_parameters("toy", None, ["rate=1e-3"], project)
+    assert values["rate"] == 0.001
+
+
+def test_a_bad_value_in_a_file_names_file_and_line(project):
+    (project / "params" / "toy" / "bad.yaml").write_text("n: 4\nrate: -1\n")
+    with pytest.raises(runner.ParameterError, match=r"bad.yaml:2: parameter 'rate' must be float > 0"):
+        runner.resolve_parameters("toy", project / "params" / "toy" / "bad.yaml", [], project)
+
+
 @pytest.mark.parametrize("sets, message", [
     (["nn=3"], "no parameter 'nn'"),
-    (["n=three"], "parameter 'n' must be int"),
+    (["n=three"], "parameter 'n' must be int >= 1 \\(default 3\\), got str 'three'"),
     (["n=1.5"], "parameter 'n' must be int"),
+    (["n=0"], "parameter 'n' must be int >= 1 \\(default 3\\), got 0"),
+    (["n=-2"], "parameter 'n' must be int >= 1"),
+    (["rate=0"], "parameter 'rate' must be float > 0"),
+    (["rate=.nan"], "got nan, which is not finite"),
+    (["rate=nan"], "got nan, which is not finite"),
+    (["rate=-.inf"], "got -inf, which is not finite"),
+    (["ratio=1.5"], "parameter 'ratio' must be float in \\(0, 1\\]"),
+    (["sizes=[]"], "got an empty list"),
+    (["sizes=[1, 0]"], "item 2: got 0"),
+    (["data_dir=3"], "parameter 'data_dir' must be image folder or None"),
     (["fail=1"], "parameter 'fail' must be bool"),
     (["sizes=3"], "parameter 'sizes' must be list"),
     (["novalue"], "KEY=VALUE"),
+    (["label=[1"], "cannot read '\\[1' as a value"),
 ])
 def test_bad_parameters_are_named_before_running(project, sets, message):
     with pytest.raises(runner.ParameterError, match=message) as info:
@@ -108,6 +91,9 @@ def test_run_writes_the_results_tree(project):
     assert json.loads((run_dir / "metrics.json").read_text())["n"] == 4
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "ok" and manifest["seed"] == 0 and manifest["versions"]["torch"]
+    assert manifest["created_by"] == "copystudy" and manifest["timings"] == {"body_seconds": 0.1}
+    assert not (run_dir / ".copystudy-run").exists() and not (run_dir / "timings.json").exists()
+    assert not list((project / "results" / "toy").glob("*.lock"))
     assert set(manifest["inputs_sha256"]) == {"numbers"} and manifest["wall_seconds"] > 0
     assert "commit" in manifest["git"] and manifest["started"] <= manifest["finished"]
     # the same parameters rerun in place; other parameters never overwrite it

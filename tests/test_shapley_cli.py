@@ -141,3 +141,40 @@ def test_command_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "copystudy", "shapley", str(path), "--json"],
                           capture_output=True, text=True, check=True)
     assert json.loads(done.stdout)["shares"]["left"] == pytest.approx(2 / 3)
+
+
+def test_a_spreadsheet_csv_with_byte_order_mark_and_crlf_reads(tmp_path, capsys):
+    plain = write_game(tmp_path / "u.csv", OWNERS, TABLE)
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes().replace(b"\n", b"\r\n"))
+    assert run(plain, "--json") == 0
+    expected = json.loads(capsys.readouterr().out)
+    assert run(excel, "--json") == 0
+    assert json.loads(capsys.readouterr().out) == expected
+
+
+def test_a_latin1_csv_is_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("coalition,utility\n,0\nJosé,1\n".encode("latin-1"))
+    assert run(path) == 2
+    err = capsys.readouterr().err
+    assert "line 3 is not UTF-8 (byte 0xe9)" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_row_with_an_extra_or_a_missing_field_is_refused(tmp_path, capsys):
+    path = tmp_path / "extra.csv"
+    path.write_text("coalition,utility\n,0\nleft,1,2\n")
+    assert run(path) == 2
+    assert "line 3 has 3 fields, the header 2" in capsys.readouterr().err
+    path.write_text("coalition,utility,sample\n,0,a\nleft,1\n")
+    assert run(path) == 2
+    assert "line 3 has fewer fields than the header" in capsys.readouterr().err
+
+
+def test_help_of_the_tools_imports_no_torch():
+    """--help answers at once: building a tool's parser imports neither torch nor transformers."""
+    code = ("import sys; from copystudy.cli import build_parser\n"
+            "for tool in ('compress', 'shapley'): build_parser(tool)\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -100,12 +100,12 @@ def test_royalty_shares_notebook_runs_on_a_tiny_stable_diffusion(tmp_path, run_n
     assert (out / "figures" / "outputs.png").is_file() and (out / "tables" / "shares.csv").is_file()
 
 
-@pytest.mark.parametrize("case, message", [
-    ("bad_model", "neither a local folder nor in the local Hugging Face cache"),
-    ("empty_owner", "owner folder .*carol has no images"),
-    ("no_data_dir", "plays on your own images: set data_dir"),
+@pytest.mark.parametrize("case, message, code", [
+    ("bad_model", "neither a local folder nor in the local Hugging Face cache", 1),
+    ("empty_owner", "owner folder .*carol has no images", 2),  # refused by the runner, before any kernel
+    ("no_data_dir", "plays on your own images: set data_dir", 1),
 ])
-def test_royalty_notebook_refuses_bad_inputs_before_training(case, message, tmp_path, monkeypatch):
+def test_royalty_notebook_refuses_bad_inputs_before_training(case, message, code, tmp_path, monkeypatch):
     """A bad name_or_path, an empty owner folder, or a pretrained model without data: the run stops with
     a clear error and nothing has been trained (the model cache stays empty)."""
     import re
@@ -123,6 +123,6 @@ def test_royalty_notebook_refuses_bad_inputs_before_training(case, message, tmp_
             "shell_split=false"] + ([] if case == "no_data_dir" else [f"data_dir={owners}"])
     proc = run_cli("run", "royalty_shares", "--params", str(ROOT / "params/royalty_shares/smoke.yaml"),
                    "--out", str(tmp_path / "run"), "--quiet", *[a for s in sets for a in ("--set", s)], check=False)
-    assert proc.returncode == 1
+    assert proc.returncode == code
     assert re.search(message, proc.stdout + proc.stderr)
     assert not any(cache.iterdir()) if cache.exists() else True

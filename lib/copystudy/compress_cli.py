@@ -68,7 +68,7 @@ def load_model(run_dir: str | Path):
         return CausalLM.load(model_dir)
     except Exception as exc:  # safetensors, json, torch and transformers each raise their own error here
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelError(f"the model in {model_dir} cannot be loaded, its files are corrupt or truncated "
+        raise ModelError(f"the model in {model_dir} cannot be loaded, its files are missing, corrupt or truncated "
                          f"({type(exc).__name__}: {reason}); run lm_compression again to recreate it") from None
 
 

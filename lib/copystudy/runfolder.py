@@ -104,9 +104,15 @@ def locked(run_dir: Path, info: dict):
     a lock left by a killed run is taken over. Yields what the previous holder wrote (None if none).
     """
     path = lock_file(run_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError(f"cannot write {run_dir}: {exc.strerror} ({path.parent})") from None
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ParameterError(f"cannot write {run_dir}: {exc.strerror} ({path})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

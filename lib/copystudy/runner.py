@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import platform
 import signal
@@ -294,19 +295,37 @@ def machine() -> dict:
 
 # ---- running ------------------------------------------------------------------------------------
 def running_cell(executed: Path) -> dict:
-    """The cell papermill marked as running (or failed) in a partial executed notebook: index and source."""
+    """The cell a partial executed notebook was in when it stopped: index, execution count and source.
+
+    papermill saves the notebook when a cell starts, and marks it "completed" as soon as its code is
+    sent to the kernel, so the running cell is the last one with a start time (or the failed one)."""
     import nbformat
 
     try:
         nb = nbformat.read(str(executed), as_version=4)
     except Exception:  # missing, or cut off mid-write by a kill
         return {}
-    for index, cell in enumerate(nb.cells):
-        status = cell.get("metadata", {}).get("papermill", {}).get("status")
-        if status in ("running", "failed"):
-            return {"cell_index": index, "exec_count": cell.get("execution_count"),
-                    "source": cell.source, "cell_status": status}
-    return {}
+    started = [(i, c) for i, c in enumerate(nb.cells) if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+    failed = [(i, c) for i, c in started if c.metadata.papermill.get("status") == "failed"]
+    if not (failed or started):
+        return {}
+    index, cell = (failed or started)[-1]
+    return {"cell_index": index, "exec_count": cell.get("execution_count"), "source": cell.source}
+
+
+class _CheckedParameters(logging.Filter):
+    """Drop papermill's warnings about parameters: the runner has checked them all against the notebook,
+    and papermill's own reader of the parameters cell cannot read comments holding '=' or '>'."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(("Unable to parse line", "Passed unknown parameter"))
+
+
+def _quiet_papermill_parameter_warnings() -> None:
+    for name in ("papermill", "papermill.translators"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _CheckedParameters) for f in logger.filters):
+            logger.addFilter(_CheckedParameters())
 
 
 def _cell_text(error: dict) -> str:
@@ -354,12 +373,15 @@ def run(name: str, params_file: str | Path | None = None, sets: list[str] = (), 
         if previous:
             print(f"note: took over the lock of {runfolder._holder_text(previous)}, which is no longer running",
                   file=sys.stderr)
-        salvage(run_dir)
+        salvaged = salvage(run_dir)
         work = runfolder.start(run_dir, info)
-        return _execute(plan, work, list(sets), progress_bar, root, info["started"])
+        return _execute(plan, work, list(sets), progress_bar, root, info["started"], keep_failed=bool(salvaged))
 
 
-def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: Path, started: str) -> Path:
+def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: Path, started: str,
+             keep_failed: bool = False) -> Path:
+    """Run the notebook in `work`; a good run replaces the run folder (and removes an older .failed, unless
+    it was salvaged from a killed run just now), a failed one becomes .failed."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -368,6 +390,7 @@ def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: 
     run_dir = plan.run_dir
     (work / "params.yaml").write_text(yaml.safe_dump(plan.values, sort_keys=False))
     kernel = ensure_kernel()
+    _quiet_papermill_parameter_warnings()
     manifest = {"created_by": runfolder.CREATED_BY, "notebook": str(plan.notebook.relative_to(root)),
                 "params_file": str(plan.params_file), "overrides": sets, "seed": plan.values.get("seed"),
                 "git": git_state(root), "versions": versions(), "machine": machine(), "kernel": kernel,
@@ -407,7 +430,8 @@ def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: 
     if error:
         raise RunFailed(f"{plan.name}: {_cell_text(error)} failed with {error['error']}: {error['message']}; "
                         f"partial notebook kept in {target / 'executed.ipynb'}")
-    runfolder.remove(runfolder.failed(run_dir))
+    if not keep_failed:
+        runfolder.remove(runfolder.failed(run_dir))
     return run_dir
 
 

@@ -1,0 +1,107 @@
+"""Parameter specs, YAML parameter sets and the declarations of every study notebook."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from conftest import ROOT
+from copystudy import runner
+from copystudy.params import ParameterError, parse_spec, read_params_file, yaml_value
+
+
+@pytest.mark.parametrize("spec, good, bad", [
+    ("int >= 1", [1, 600, 1e3], [0, -3, 1.5, True, "3", None, math.nan]),
+    ("int >= 0", [0, 7], [-1]),
+    ("float > 0", [0.004, 1, "1e-3"], [0.0, -1e-3, math.nan, math.inf, -math.inf, "nan", "fast", False]),
+    ("float in (0, 1)", [0.1, 0.99], [0.0, 1.0, 1.5, -0.1]),
+    ("float in [0, 1)", [0.0, 0.5], [1.0]),
+    ("float in (0, 1]", [1.0], [0.0]),
+    ("int in [1, 18]", [1, 18], [0, 19]),
+    ("even int >= 2", [2, 64], [0, 3, 63]),
+    ('one of "l2", "tiled_l2"', ["l2", "tiled_l2"], ["manhattan", "L2", 2, None]),
+    ("one of 16, 32", [16, 32], [8, "16", True]),
+    ("bool", [True, False], [1, "yes", None]),
+    ("str", ["", "abc"], [3, None]),
+    ("path", ["a/b"], ["", 3]),
+    ("dict", [{}, {"a": 1}], [[1], "a"]),
+    ("int >= 1 or None", [None, 3], [0]),
+    ("list of int >= 1", [[1], [3, 1, 3]], [[], [0], 3, [1.5]]),
+    ("list of unique int in [0, 9]", [[0, 1, 9]], [[0, 0], [10], []]),
+    ('list of unique str', [["a", "b"]], [["a", "a"], [1]]),
+    ('list of unique one of "typefaces", "digits"', [["digits"]], [["digits", "digits"], ["faces"]]),
+    ("list of increasing int >= 1", [[1, 2, 5]], [[2, 2], [5, 1]]),
+    ("range of int >= 1", [[1500, 4000], [5, 5]], [[4000, 1500], [1], [1, 2, 3], [0, 3]]),
+    ("text files (at least 2) or None", [None, "a.txt", ["a", "b/*.txt"]], [[], [""], 3, [1]]),
+    ("image folder or None", [None, "imgs"], ["", ["imgs"]]),
+    ("list of dict", [[{"n_layer": 1}]], [[1], {}]),
+])
+def test_a_spec_accepts_exactly_its_values(spec, good, bad):
+    parsed = parse_spec(spec)
+    for value in good:
+        parsed.check(value)
+    for value in bad:
+        with pytest.raises(ValueError):
+            parsed.check(value)
+
+
+def test_coercions():
+    assert parse_spec("float > 0").check(1) == 1.0 and isinstance(parse_spec("float > 0").check(1), float)
+    assert parse_spec("float > 0").check("1e-3") == 0.001
+    assert parse_spec("int >= 1").check(1e3) == 1000 and isinstance(parse_spec("int >= 1").check(1e3), int)
+    assert parse_spec("text files").check("corpus/*.txt") == ["corpus/*.txt"]
+    assert parse_spec("text files (at least 2)").min_files == 2
+
+
+@pytest.mark.parametrize("bad", ["random seed", "integer >= 1", "int >= one", "int => 1", "str >= 1",
+                                 "one of l2, tiled", "even float", "text files (at least two)", ""])
+def test_a_spec_that_does_not_read_is_refused(bad):
+    with pytest.raises(ValueError):
+        parse_spec(bad)
+
+
+def test_every_study_parameter_declares_a_spec_its_default_satisfies():
+    """declared_parameters refuses a parameter without a spec, or whose default does not fit it."""
+    for name, path in runner.notebooks(ROOT).items():
+        declared = runner.declared_parameters(path)
+        assert declared, name
+        for p in declared.values():
+            assert p.spec.base != "any" and p.help, (name, p.name)
+            p.spec.check(p.default)
+
+
+def test_every_parameter_set_of_the_study_is_valid():
+    for name in runner.notebooks(ROOT):
+        for params_file in runner.parameter_sets(name, ROOT):
+            runner.resolve_parameters(name, params_file, [], ROOT)
+
+
+def test_yaml_floats_without_a_dot_are_floats():
+    assert yaml_value("1e-3") == 0.001 and yaml_value("2E+2") == 200.0 and yaml_value("-1.5e3") == -1500.0
+    assert yaml_value("3") == 3 and yaml_value("0.5") == 0.5 and yaml_value("l2") == "l2"
+    assert yaml_value("[1, 2]") == [1, 2] and yaml_value("1e3x") == "1e3x"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"lr: [1, 2\n", r"p.yaml:2:1: not valid YAML"),
+    (b"n: 1\n  bad: indent: here\n", r"p.yaml:2:\d+: not valid YAML"),
+    (b"n: 1\nrate: 0.5\nn: 2\n", r"p.yaml:3:1: not valid YAML: duplicate key 'n' \(first on line 1\)"),
+    (b"label: caf\xe9\n", r"p.yaml:1:11: not UTF-8 \(byte 0xe9\)"),
+    (b"", r"p.yaml: the file is empty, it sets no parameters"),
+    (b"# only a comment\n", r"p.yaml: the file is empty"),
+    (b"- 1\n- 2\n", r"p.yaml:1:1: expected `name: value` lines"),
+])
+def test_bad_params_files_get_one_line_with_file_line_and_column(tmp_path, content, message):
+    path = tmp_path / "p.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ParameterError, match=message) as info:
+        read_params_file(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_params_file_with_a_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_bytes(b"\xef\xbb\xbfn: 4\r\nlr: 1e-3\r\n")
+    values, lines = read_params_file(path)
+    assert values == {"n": 4, "lr": 0.001} and lines == {"n": 1, "lr": 2}
