@@ -71,10 +71,14 @@ def test_every_study_parameter_declares_a_spec_its_default_satisfies():
             p.spec.check(p.default)
 
 
-def test_every_parameter_set_of_the_study_is_valid():
+def test_every_parameter_set_of_the_study_is_valid(tmp_path):
     for name in runner.notebooks(ROOT):
         for params_file in runner.parameter_sets(name, ROOT):
-            runner.resolve_parameters(name, params_file, [], ROOT)
+            # the paper sets play on the reader's own data, which the README says to --set
+            sets = [f"data_dir={tmp_path}"] if params_file.stem == "paper" and name == "royalty_shares" else []
+            runner.resolve_parameters(name, params_file, sets, ROOT)
+    with pytest.raises(ParameterError, match="plays on your own images: set data_dir"):
+        runner.resolve_parameters("royalty_shares", ROOT / "params" / "royalty_shares" / "paper.yaml", [], ROOT)
 
 
 def test_yaml_floats_without_a_dot_are_floats():
@@ -105,3 +109,27 @@ def test_a_params_file_with_a_byte_order_mark_reads(tmp_path):
     path.write_bytes(b"\xef\xbb\xbfn: 4\r\nlr: 1e-3\r\n")
     values, lines = read_params_file(path)
     assert values == {"n": 4, "lr": 0.001} and lines == {"n": 1, "lr": 2}
+
+
+@pytest.mark.parametrize("name, sets, message", [
+    ("memorization", ["distance=manhattan"], "parameter 'distance' must be one of \"l2\", \"tiled_l2\""),
+    ("memorization", ["ratio=1.5"], "parameter 'ratio' must be float in \\(0, 1\\]"),
+    ("lm_compression", ["heldout_fraction=1.0"], "parameter 'heldout_fraction' must be float in \\(0, 1\\)"),
+    ("lm_compression", ["lr=.nan"], "which is not finite"),
+    ("lm_compression", ["batch_size=0"], "parameter 'batch_size' must be int >= 1"),
+    ("lm_compression", ["sweep_data_sizes=[400000, 30000]"], "not increasing"),
+    ("royalty_shares", ["digit_owners=[0, 1, 1]"], "1 appears twice"),
+    ("royalty_shares", ["glyph_owners=[DejaVuSans, DejaVuSans]"], "'DejaVuSans' appears twice"),
+    ("royalty_shares", ["datasets=[digits, faces]"], "item 2: got 'faces'"),
+    ("royalty_shares", ["n_strata=63"], "parameter 'n_strata' must be even int >= 2 .* which is odd"),
+    ("royalty_shares", ["n_strata=0"], "parameter 'n_strata' must be even int >= 2"),
+    ("royalty_shares", ["n_strata=256"], "n_strata=256 exceeds the 199 timesteps"),
+    ("royalty_shares", ["shell_owner=7"], "shell_owner=7 is not an owner index of the digits game \\(0..4\\)"),
+    ("royalty_shares", ["datasets=[typefaces]"], "shell_dataset='digits' is not one of the games played"),
+    ("description_length", ["min_steps=900"], "min_steps=900 is larger than max_steps=500"),
+    ("description_length", ["n_head=3"], "n_embd=64 must be a multiple of n_head=3"),
+    ("description_length", ["work_bytes=[4000, 1500]"], "not \\[low, high\\]"),
+])
+def test_the_study_refuses_bad_values_naming_them(name, sets, message):
+    with pytest.raises(ParameterError, match=message):
+        runner.resolve_parameters(name, None, sets, ROOT)

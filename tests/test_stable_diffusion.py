@@ -103,7 +103,7 @@ def test_royalty_shares_notebook_runs_on_a_tiny_stable_diffusion(tmp_path, run_n
 @pytest.mark.parametrize("case, message, code", [
     ("bad_model", "neither a local folder nor in the local Hugging Face cache", 1),
     ("empty_owner", "owner folder .*carol has no images", 2),  # refused by the runner, before any kernel
-    ("no_data_dir", "plays on your own images: set data_dir", 1),
+    ("no_data_dir", "plays on your own images: set data_dir", 2),
 ])
 def test_royalty_notebook_refuses_bad_inputs_before_training(case, message, code, tmp_path, monkeypatch):
     """A bad name_or_path, an empty owner folder, or a pretrained model without data: the run stops with

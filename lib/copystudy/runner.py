@@ -29,7 +29,7 @@ from pathlib import Path
 import yaml
 
 from copystudy import runfolder
-from copystudy.params import ParameterError, declared_parameters, read_params_file, yaml_value
+from copystudy.params import ParameterError, check_rules, declared_parameters, read_params_file, yaml_value
 
 __all__ = ["ParameterError", "RunFailed", "declared_parameters", "resolve_parameters", "prepare", "run"]
 
@@ -121,6 +121,7 @@ def resolve_parameters(name: str, params_file: str | Path | None = None, sets: l
                 raise ParameterError(f"{where}: parameter {key!r} must be {spec} (default "
                                      f"{declared[key].default!r}), {exc}") from None
             values[key] = _absolute_paths(key, value)
+    check_rules(name, values)
     return values, params_file
 
 
