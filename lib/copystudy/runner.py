@@ -120,7 +120,7 @@ def resolve_parameters(name: str, params_file: str | Path | None = None, sets: l
             except ValueError as exc:
                 raise ParameterError(f"{where}: parameter {key!r} must be {spec} (default "
                                      f"{declared[key].default!r}), {exc}") from None
-            values[key] = _absolute_paths(key, value)
+            values[key] = _absolute_paths(key, value, spec)
     check_rules(name, values)
     return values, params_file
 
@@ -161,16 +161,20 @@ def _nested_sets(overrides: dict, current: dict, declared: dict) -> dict:
     return out
 
 
-def _absolute_paths(key: str, value):
-    """Path-like parameters are made absolute, because the notebook runs inside its results folder:
-    keys ending like a path (`data_dir`, `text_files`, ...), and a model's local `name_or_path`."""
+PATH_BASES = ("path", "text files", "image folder")
+
+
+def _absolute_paths(key: str, value, spec=None):
+    """Path parameters are made absolute, because the notebook runs inside its results folder: those
+    whose spec is a path, text files or an image folder; in a dict, keys ending like a path
+    (`cache_dir`, ...) and a model's local `name_or_path`."""
     if isinstance(value, dict):
         fixed = {k: v if k == "name_or_path" else _absolute_paths(k, v) for k, v in value.items()}
         local = fixed.get("name_or_path")
         if isinstance(local, str) and (local.startswith((".", "~")) or Path(local).expanduser().exists()):
             fixed["name_or_path"] = str(Path(local).expanduser().absolute())
         return fixed
-    if not key.endswith(PATH_KEY_SUFFIXES):
+    if not (spec.base in PATH_BASES if spec is not None else key.endswith(PATH_KEY_SUFFIXES)):
         return value
     fix = lambda v: str(Path(v).expanduser().absolute()) if isinstance(v, str) and v and "://" not in v else v
     return [fix(v) for v in value] if isinstance(value, list) else fix(value)
