@@ -7,8 +7,8 @@ import math
 import pytest
 
 from conftest import ROOT
-from copystudy import runner
-from copystudy.params import ParameterError, parse_spec, read_params_file, yaml_value
+from copystudy import plan
+from copystudy.params import ParameterError, declared_parameters, parse_spec, read_params_file, yaml_value
 
 
 @pytest.mark.parametrize("spec, good, bad", [
@@ -63,8 +63,8 @@ def test_a_spec_that_does_not_read_is_refused(bad):
 
 def test_every_study_parameter_declares_a_spec_its_default_satisfies():
     """declared_parameters refuses a parameter without a spec, or whose default does not fit it."""
-    for name, path in runner.notebooks(ROOT).items():
-        declared = runner.declared_parameters(path)
+    for name, path in plan.notebooks(ROOT).items():
+        declared = declared_parameters(path)
         assert declared, name
         for p in declared.values():
             assert p.spec.base != "any" and p.help, (name, p.name)
@@ -72,13 +72,13 @@ def test_every_study_parameter_declares_a_spec_its_default_satisfies():
 
 
 def test_every_parameter_set_of_the_study_is_valid(tmp_path):
-    for name in runner.notebooks(ROOT):
-        for params_file in runner.parameter_sets(name, ROOT):
+    for name in plan.notebooks(ROOT):
+        for params_file in plan.parameter_sets(name, ROOT):
             # the paper sets play on the reader's own data, which the README says to --set
             sets = [f"data_dir={tmp_path}"] if params_file.stem == "paper" and name == "royalty_shares" else []
-            runner.resolve_parameters(name, params_file, sets, ROOT)
+            plan.resolve_parameters(name, params_file, sets, ROOT)
     with pytest.raises(ParameterError, match="plays on your own images: set data_dir"):
-        runner.resolve_parameters("royalty_shares", ROOT / "params" / "royalty_shares" / "paper.yaml", [], ROOT)
+        plan.resolve_parameters("royalty_shares", ROOT / "params" / "royalty_shares" / "paper.yaml", [], ROOT)
 
 
 def test_yaml_floats_without_a_dot_are_floats():
@@ -132,4 +132,4 @@ def test_a_params_file_with_a_byte_order_mark_reads(tmp_path):
 ])
 def test_the_study_refuses_bad_values_naming_them(name, sets, message):
     with pytest.raises(ParameterError, match=message):
-        runner.resolve_parameters(name, None, sets, ROOT)
+        plan.resolve_parameters(name, None, sets, ROOT)

@@ -5,7 +5,6 @@ Every refusal here happens before the kernel starts, in one line, and leaves the
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal

@@ -8,37 +8,38 @@ import pytest
 import yaml
 
 from conftest import run_cli
-from copystudy import runner
+from copystudy import plan
+from copystudy.params import ParameterError, declared_parameters
 
 def test_declared_parameters_have_specs_defaults_and_help(project):
-    params = runner.declared_parameters(project / "notebooks" / "01_toy.ipynb")
+    params = declared_parameters(project / "notebooks" / "01_toy.ipynb")
     assert params["n"].default == 3 and params["n"].type == "int >= 1" and params["n"].help == "how many things"
     assert params["sizes"].default == [1, 2] and params["label"].help == "a string"
     assert params["ratio"].default == 0.5 and "ratio x d_heldout" in params["ratio"].help
 
 
 def test_order_prefix_is_dropped_from_names(project):
-    assert list(runner.notebooks(project)) == ["toy"]
+    assert list(plan.notebooks(project)) == ["toy"]
 
 
 def test_values_merge_defaults_file_and_sets(project):
-    values, _ = runner.resolve_parameters("toy", project / "params" / "toy" / "other.yaml", ["label=b"], project)
+    values, _ = plan.resolve_parameters("toy", project / "params" / "toy" / "other.yaml", ["label=b"], project)
     assert values["n"] == 5 and values["rate"] == 1.0 and isinstance(values["rate"], float)
     assert values["label"] == "b" and values["sizes"] == [1, 2]
 
 
 def test_exponent_floats_from_set_and_yaml(project):
     (project / "params" / "toy" / "exp.yaml").write_text("rate: 1e-3\nn: 1e2\n")
-    values, _ = runner.resolve_parameters("toy", project / "params" / "toy" / "exp.yaml", [], project)
+    values, _ = plan.resolve_parameters("toy", project / "params" / "toy" / "exp.yaml", [], project)
     assert values["rate"] == 0.001 and values["n"] == 100 and isinstance(values["n"], int)
-    values, _ = runner.resolve_parameters("toy", None, ["rate=1e-3"], project)
+    values, _ = plan.resolve_parameters("toy", None, ["rate=1e-3"], project)
     assert values["rate"] == 0.001
 
 
 def test_a_bad_value_in_a_file_names_file_and_line(project):
     (project / "params" / "toy" / "bad.yaml").write_text("n: 4\nrate: -1\n")
-    with pytest.raises(runner.ParameterError, match=r"bad.yaml:2: parameter 'rate' must be float > 0"):
-        runner.resolve_parameters("toy", project / "params" / "toy" / "bad.yaml", [], project)
+    with pytest.raises(ParameterError, match=r"bad.yaml:2: parameter 'rate' must be float > 0"):
+        plan.resolve_parameters("toy", project / "params" / "toy" / "bad.yaml", [], project)
 
 
 @pytest.mark.parametrize("sets, message", [
@@ -61,22 +62,22 @@ def test_a_bad_value_in_a_file_names_file_and_line(project):
     (["label=[1"], "cannot read '\\[1' as a value"),
 ])
 def test_bad_parameters_are_named_before_running(project, sets, message):
-    with pytest.raises(runner.ParameterError, match=message) as info:
-        runner.resolve_parameters("toy", None, sets, project)
+    with pytest.raises(ParameterError, match=message) as info:
+        plan.resolve_parameters("toy", None, sets, project)
     if "no parameter" in message:
         assert "valid parameters: seed, n, rate" in str(info.value)
 
 
 def test_missing_params_file_and_unknown_notebook(project):
-    with pytest.raises(runner.ParameterError, match="not found; sets for toy"):
-        runner.resolve_parameters("toy", project / "nope.yaml", [], project)
-    with pytest.raises(runner.ParameterError, match="valid names: toy"):
-        runner.find_notebook("toys", project)
+    with pytest.raises(ParameterError, match="not found; sets for toy"):
+        plan.resolve_parameters("toy", project / "nope.yaml", [], project)
+    with pytest.raises(ParameterError, match="valid names: toy"):
+        plan.find_notebook("toys", project)
 
 
 def test_path_parameters_become_absolute(project, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    values, _ = runner.resolve_parameters("toy", None, ["data_dir=images"], project)
+    values, _ = plan.resolve_parameters("toy", None, ["data_dir=images"], project)
     assert values["data_dir"] == str(tmp_path / "images")
 
 
@@ -135,15 +136,13 @@ def test_list_shows_parameters_and_sets(project):
 
 
 def test_set_one_key_of_a_dict_parameter_and_local_model_paths(tmp_path, monkeypatch):
-    from copystudy import runner
-
-    values, _ = runner.resolve_parameters("lm_compression", sets=["model.n_embd=32"])
+    values, _ = plan.resolve_parameters("lm_compression", sets=["model.n_embd=32"])
     assert values["model"] == {"family": "causal_lm", "n_layer": 2, "n_head": 2, "n_embd": 32, "context": 128}
     (tmp_path / "my-model").mkdir()
     monkeypatch.chdir(tmp_path)
-    values, _ = runner.resolve_parameters("lm_compression", sets=["model={family: causal_lm, name_or_path: my-model}"])
+    values, _ = plan.resolve_parameters("lm_compression", sets=["model={family: causal_lm, name_or_path: my-model}"])
     assert values["model"]["name_or_path"] == str(tmp_path / "my-model")  # a local folder: made absolute
-    values, _ = runner.resolve_parameters("lm_compression", sets=["model={family: causal_lm, name_or_path: gpt2}"])
+    values, _ = plan.resolve_parameters("lm_compression", sets=["model={family: causal_lm, name_or_path: gpt2}"])
     assert values["model"]["name_or_path"] == "gpt2"  # a hub id stays as it is
-    with pytest.raises(runner.ParameterError, match="not a dict parameter"):
-        runner.resolve_parameters("lm_compression", sets=["seed.x=1"])
+    with pytest.raises(ParameterError, match="not a dict parameter"):
+        plan.resolve_parameters("lm_compression", sets=["seed.x=1"])

@@ -6,7 +6,8 @@ import argparse
 import importlib
 import sys
 
-from copystudy import runner
+from copystudy import plan, runner
+from copystudy.params import ParameterError, declared_parameters
 
 # Tools from the experiment modules: subcommand -> (module with add_arguments/main, one-line help).
 SUBCOMMANDS = {
@@ -17,20 +18,20 @@ SUBCOMMANDS = {
 
 def cmd_list(args) -> int:
     """Notebooks, their parameters (valid values, default, meaning) and the parameter sets in params/."""
-    root = runner.project_root()
-    for name, path in runner.notebooks(root).items():
+    root = plan.project_root()
+    for name, path in plan.notebooks(root).items():
         print(f"{name}  ({path.relative_to(root)})")
-        for p in runner.declared_parameters(path).values():
+        for p in declared_parameters(path).values():
             default = repr(p.default) if len(repr(p.default)) <= 40 else repr(p.default)[:37] + "..."
             print(f"    {p.name:<24} {p.type:<40} default {default}\n        {p.help}")
-        sets = [str(s.relative_to(root)) for s in runner.parameter_sets(name, root)]
+        sets = [str(s.relative_to(root)) for s in plan.parameter_sets(name, root)]
         print(f"    parameter sets: {', '.join(sets) or '(none)'}\n")
     return 0
 
 
 def cmd_run(args) -> int:
-    root = runner.project_root()
-    names = list(runner.notebooks(root)) if args.name == "all" else [args.name]
+    root = plan.project_root()
+    names = list(plan.notebooks(root)) if args.name == "all" else [args.name]
     if args.name == "all" and (args.params or args.set or args.out):
         print("error: 'run all' runs every notebook with its default set; --params/--set/--out need a NAME",
               file=sys.stderr)
@@ -39,14 +40,14 @@ def cmd_run(args) -> int:
     for name in names:
         try:
             if args.check:
-                plan = runner.prepare(name, args.params, args.set or [], args.out, root=root)
-                print(f"{name}: ok, {len(plan.values)} parameters from {plan.params_file} and the notebook's "
-                      f"defaults; would write {plan.run_dir}")
+                checked = plan.prepare(name, args.params, args.set or [], args.out, root=root)
+                print(f"{name}: ok ({len(checked.values)} parameters, {checked.params_file}); would write "
+                      f"{checked.run_dir}")
                 continue
             run_dir = runner.run(name, args.params, args.set or [], args.out, progress_bar=not args.quiet,
                                  root=root)
             print(f"{name}: done -> {run_dir}")
-        except runner.ParameterError as exc:
+        except ParameterError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         except runner.RunFailed as exc:

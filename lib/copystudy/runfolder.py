@@ -27,6 +27,11 @@ CREATED_BY = "copystudy"
 class RunLocked(ParameterError):
     """Another live run writes the same run folder."""
 
+    @classmethod
+    def held_by(cls, run_dir: Path, holder: dict | None) -> "RunLocked":
+        return cls(f"{run_dir} is being written by {holder_text(holder)}; wait for it to finish or stop it, "
+                   "or give another --out")
+
 
 def running(run_dir: Path) -> Path:
     return run_dir.with_name(run_dir.name + ".running")
@@ -40,7 +45,7 @@ def lock_file(run_dir: Path) -> Path:
     return run_dir.with_name(run_dir.name + ".lock")
 
 
-def _read_json(path: Path):
+def read_json(path: Path):
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -51,7 +56,7 @@ def is_ours(folder: Path) -> bool:
     """A folder this runner made: our marker inside, or a manifest.json that copystudy wrote."""
     if (folder / MARKER).is_file():
         return True
-    manifest = _read_json(folder / "manifest.json")
+    manifest = read_json(folder / "manifest.json")
     if not isinstance(manifest, dict):
         return False
     # manifests before the created_by field had these keys
@@ -90,7 +95,7 @@ def check_writable(run_dir: Path, protected: list[Path] = ()) -> None:
         raise ParameterError(f"cannot write {run_dir}: {parent} is not a folder this user can write to")
 
 
-def _holder_text(info: dict | None) -> str:
+def holder_text(info: dict | None) -> str:
     if not info:
         return "a run that has not yet said who it is"
     return f"run pid {info.get('pid')} ({info.get('notebook')}, started {info.get('started')} on {info.get('host')})"
@@ -121,12 +126,11 @@ def locked(run_dir: Path, info: dict):
                 raise
             holder = None
             for _ in range(20):  # the holder writes its details right after it takes the lock
-                holder = _read_json(path)
+                holder = read_json(path)
                 if holder:
                     break
                 time.sleep(0.05)
-            raise RunLocked(f"{run_dir} is being written by {_holder_text(holder)}; wait for it to finish or "
-                            "stop it, or give another --out") from None
+            raise RunLocked.held_by(run_dir, holder) from None
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:
@@ -161,7 +165,7 @@ def lock_holder(run_dir: Path) -> dict | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
-        return _read_json(path) or {}
+        return read_json(path) or {}
     finally:
         os.close(fd)
     return None

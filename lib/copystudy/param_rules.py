@@ -1,0 +1,52 @@
+"""Rules that tie a notebook's parameters together, checked before the kernel once every value fits its spec.
+
+A spec (`copystudy.params`) says what one parameter may be; a rule here says what parameters may be
+together, for example that the stratified likelihood estimate needs fewer strata than the model has
+timesteps. One function per notebook, returning the first problem as a sentence (None when all is well).
+"""
+
+from __future__ import annotations
+
+from copystudy.params import ParameterError
+
+
+def _royalty_shares_rules(v: dict) -> str | None:
+    model = v["model"]
+    if model.get("name_or_path") and v["data_dir"] is None:
+        return ("a pretrained text-to-image model (model.name_or_path) plays on your own images: set data_dir to a "
+                "folder root/<owner>/*.png|jpg, e.g. --set data_dir=~/data/wikiart")
+    if not model.get("name_or_path"):
+        steps = model.get("num_train_timesteps", 1000)
+        if v["n_strata"] > steps - 1:
+            return (f"n_strata={v['n_strata']} exceeds the {steps - 1} timesteps 1..T-1 of the model "
+                    f"(model.num_train_timesteps={steps}); the estimator needs n_strata <= T - 1")
+    games = {"folder": v["n_folder_owners"]} if v["data_dir"] is not None else {
+        "typefaces": len(v["glyph_owners"]), "digits": len(v["digit_owners"])}
+    games = {k: n for k, n in games.items() if k == "folder" or k in v["datasets"]}
+    if v["shell_split"]:
+        if v["shell_dataset"] not in games:
+            return (f"shell_dataset={v['shell_dataset']!r} is not one of the games played ({', '.join(games)}); "
+                    "choose one of them or set shell_split=false")
+        n = games[v["shell_dataset"]]
+        if v["shell_dataset"] != "folder" and v["shell_owner"] >= n:
+            return f"shell_owner={v['shell_owner']} is not an owner index of the {v['shell_dataset']} game (0..{n - 1})"
+    return None
+
+
+def _description_length_rules(v: dict) -> str | None:
+    if v["min_steps"] > v["max_steps"]:
+        return f"min_steps={v['min_steps']} is larger than max_steps={v['max_steps']}"
+    if v["n_embd"] % v["n_head"]:
+        return f"n_embd={v['n_embd']} must be a multiple of n_head={v['n_head']}"
+    return None
+
+
+RULES = {"royalty_shares": _royalty_shares_rules, "description_length": _description_length_rules}
+
+
+def check_rules(name: str, values: dict) -> None:
+    """The notebook's rules across parameters (RULES); ParameterError naming the parameters."""
+    rule = RULES.get(name)
+    problem = rule(values) if rule else None
+    if problem:
+        raise ParameterError(f"{name}: {problem}")
