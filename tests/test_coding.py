@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from copystudy import coding
+from copystudy import coding, predictors
 from copystudy.models.causal_lm import CausalLM
 
 RNG = np.random.default_rng(0)
@@ -60,8 +60,8 @@ def test_batched_streams_round_trip(name, chunk_size):
     rng = np.random.default_rng(2)
     pieces = coding.chunks(data, chunk_size)
     tables = [random_tables(len(p), rng) for p in pieces]
-    coded = coding.encode_streams(coding.TablePredictor(tables), pieces)
-    assert b"".join(coding.decode_streams(coding.TablePredictor(tables), coded)) == data
+    coded = coding.encode_streams(predictors.TablePredictor(tables), pieces)
+    assert b"".join(coding.decode_streams(predictors.TablePredictor(tables), coded)) == data
     assert coded.n_symbols == len(data)
 
 
@@ -99,7 +99,7 @@ def test_ideal_bits_closed_form():
 def test_uniform_code_is_eight_bits_per_byte():
     data = ADVERSARIAL["random"]
     probs = np.full((len(data), 256), 1 / 256)
-    coded = coding.compress(data, coding.TablePredictor([probs]), chunk_size=None)
+    coded = coding.compress(data, predictors.TablePredictor([probs]), chunk_size=None)
     assert coded.ideal_bits == pytest.approx(8 * len(data))
     assert 0 <= coded.overhead_pct < 0.5
 
@@ -142,7 +142,7 @@ def test_next_probs_bitwise_equal_to_probs(small_lm):
 def test_lm_predictor_matches_causal_lm_probs(small_lm):
     """The coder's float64 KV-cache predictor gives CausalLM.probs's distribution (same windows)."""
     data = ADVERSARIAL["text"][:300]
-    predictor = coding.LMPredictor(small_lm)
+    predictor = predictors.LMPredictor(small_lm)
     rows = [predictor.start(1)[0]]
     for byte in data[:-1]:
         rows.append(predictor.update(np.array([byte]))[0])
@@ -153,8 +153,8 @@ def test_lm_predictor_matches_causal_lm_probs(small_lm):
 @pytest.mark.parametrize("chunk_size", [None, 64])
 def test_lm_round_trip(small_lm, name, chunk_size):
     data = ADVERSARIAL[name][:700]
-    coded = coding.compress(data, coding.LMPredictor(small_lm), chunk_size)
-    assert coding.decompress(coded, coding.LMPredictor(small_lm)) == data
+    coded = coding.compress(data, predictors.LMPredictor(small_lm), chunk_size)
+    assert coding.decompress(coded, predictors.LMPredictor(small_lm)) == data
     if data:
         bits = small_lm.bits(data).sum() if chunk_size is None else sum(
             small_lm.bits(c).sum() for c in coding.chunks(data, chunk_size))
@@ -164,6 +164,6 @@ def test_lm_round_trip(small_lm, name, chunk_size):
 
 def test_trained_lm_compresses_its_kind_of_text(small_lm):
     data = ("def f(x):\n    return x * 2\n\n" * 20).encode()
-    coded = coding.compress(data, coding.LMPredictor(small_lm), chunk_size=None)
+    coded = coding.compress(data, predictors.LMPredictor(small_lm), chunk_size=None)
     assert coded.coded_bits < 4 * len(data)  # half of the uniform 8 bits per byte, or better
-    assert coding.decompress(coded, coding.LMPredictor(small_lm)) == data
+    assert coding.decompress(coded, predictors.LMPredictor(small_lm)) == data

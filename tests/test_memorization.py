@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from copystudy import memorization as M
+from copystudy import data, distances, extraction
 
 
 def img(values):
@@ -13,37 +13,37 @@ def img(values):
 def test_normalised_l2_hand_values():
     a = np.zeros((1, 2, 2))
     b = np.array([[[1.0, 0.0], [0.0, 0.0]]])  # one pixel of four differs by 1: sqrt(1/4) = 0.5
-    assert M.normalised_l2(a, b) == pytest.approx(0.5)
-    assert M.normalised_l2(a, a) == 0.0
-    assert M.normalised_l2(np.zeros((1, 8, 8)), np.ones((1, 8, 8))) == pytest.approx(1.0)
-    assert M.pairwise_distances(a[None], b[None])[0, 0] == pytest.approx(0.5)
+    assert distances.normalised_l2(a, b) == pytest.approx(0.5)
+    assert distances.normalised_l2(a, a) == 0.0
+    assert distances.normalised_l2(np.zeros((1, 8, 8)), np.ones((1, 8, 8))) == pytest.approx(1.0)
+    assert distances.pairwise_distances(a[None], b[None])[0, 0] == pytest.approx(0.5)
 
 
 def test_tiled_l2_is_max_over_tiles():
     a = np.zeros((1, 8, 8))
     b = a.copy()
     b[0, 0, 0] = 1.0  # one pixel in the top-left 2x2 tile: that tile's RMS is sqrt(1/4) = 0.5
-    assert M.tiled_l2(a, b) == pytest.approx(0.5)
-    assert M.normalised_l2(a, b) == pytest.approx(1 / 8)  # sqrt(1/64)
+    assert distances.tiled_l2(a, b) == pytest.approx(0.5)
+    assert distances.normalised_l2(a, b) == pytest.approx(1 / 8)  # sqrt(1/64)
     b[0, 7, 7] = 0.4  # a smaller difference in another tile does not change the max
-    assert M.tiled_l2(a, b) == pytest.approx(0.5)
+    assert distances.tiled_l2(a, b) == pytest.approx(0.5)
     # a 2x2 grid on 8x8 images: 4x4-pixel tiles, one pixel of 16 -> sqrt(1/16)
-    assert M.tiled_l2(a, np.where(np.arange(64).reshape(1, 8, 8) == 0, 1.0, 0.0), grid=2) == pytest.approx(0.25)
+    assert distances.tiled_l2(a, np.where(np.arange(64).reshape(1, 8, 8) == 0, 1.0, 0.0), grid=2) == pytest.approx(0.25)
     with pytest.raises(ValueError, match="divisible"):
-        M.tiled_l2(np.zeros((1, 6, 6)), np.zeros((1, 6, 6)), grid=4)
+        distances.tiled_l2(np.zeros((1, 6, 6)), np.zeros((1, 6, 6)), grid=4)
 
 
 def test_pairwise_matches_pointwise_and_nearest():
     rng = np.random.default_rng(0)
     a, b = rng.random((5, 1, 8, 8)), rng.random((7, 1, 8, 8))
-    for kind, fn in [("l2", M.normalised_l2), ("tiled_l2", M.tiled_l2)]:
-        d = M.pairwise_distances(a, b, kind)
+    for kind, fn in [("l2", distances.normalised_l2), ("tiled_l2", distances.tiled_l2)]:
+        d = distances.pairwise_distances(a, b, kind)
         assert d.shape == (5, 7)
         assert d[2, 3] == pytest.approx(fn(a[2], b[3]))
-        idx, dist = M.nearest(a, b, kind)
+        idx, dist = distances.nearest(a, b, kind)
         assert np.array_equal(idx, d.argmin(1)) and np.allclose(dist, d.min(1))
     with pytest.raises(ValueError, match="distance kind"):
-        M.pairwise_distances(a, b, "l1")
+        distances.pairwise_distances(a, b, "l1")
 
 
 def test_extraction_criterion_constructed_cases():
@@ -55,40 +55,40 @@ def test_extraction_criterion_constructed_cases():
     shifted = np.roll(train[2:3], 1, axis=-1)  # shifted by one pixel: not a pixel copy
     held = heldout[0:1].copy()  # an image no model saw (also a held-out reference: distance 0)
     samples = np.concatenate([exact, noisy, shifted, held])
-    table = M.extraction_table(samples, train, heldout, "l2", threshold=0.15, ratio=0.5)
+    table = extraction.extraction_table(samples, train, heldout, "l2", threshold=0.15, ratio=0.5)
     assert table["extracted"].tolist() == [True, True, False, False]
     assert table.loc[0, "train_idx"] == 2 and table.loc[0, "d_train"] == 0.0
     assert table.loc[1, "train_idx"] == 4
-    assert M.extraction_rate(table) == 0.5
-    assert M.copied_images(table) == 2
-    assert M.most_copied(table, 1).index[0] == 0
+    assert extraction.extraction_rate(table) == 0.5
+    assert extraction.copied_images(table) == 2
+    assert extraction.most_copied(table, 1).index[0] == 0
 
 
 def test_is_extracted_ratio_condition():
     # close to a training image but just as close to a held-out one: not extracted
-    assert M.is_extracted([0.1], [0.1], 0.15, 0.5).tolist() == [False]
-    assert M.is_extracted([0.1], [0.2], 0.15, 0.5).tolist() == [True]
-    assert M.is_extracted([0.2], [1.0], 0.15, 0.5).tolist() == [False]  # beyond the threshold
+    assert extraction.is_extracted([0.1], [0.1], 0.15, 0.5).tolist() == [False]
+    assert extraction.is_extracted([0.1], [0.2], 0.15, 0.5).tolist() == [True]
+    assert extraction.is_extracted([0.2], [1.0], 0.15, 0.5).tolist() == [False]  # beyond the threshold
     with pytest.raises(ValueError, match="ratio"):
-        M.is_extracted([0.1], [0.2], 0.15, 1.5)
+        extraction.is_extracted([0.1], [0.2], 0.15, 1.5)
 
 
 def test_heldout_baseline_and_carlini_ratio():
     rng = np.random.default_rng(2)
     train = rng.random((20, 1, 8, 8))
     heldout = np.concatenate([train[:2], rng.random((8, 1, 8, 8))])  # two held-out images duplicate training
-    assert M.heldout_baseline_rate(train, heldout) == pytest.approx(2 / 10)
-    r = M.carlini_ratio(np.concatenate([train[:1], rng.random((1, 1, 8, 8))]), train, n_neighbours=5)
+    assert extraction.heldout_baseline_rate(train, heldout) == pytest.approx(2 / 10)
+    r = extraction.carlini_ratio(np.concatenate([train[:1], rng.random((1, 1, 8, 8))]), train, n_neighbours=5)
     assert r[0] == 0.0 and r[1] > 1.0
 
 
 def test_image_split_sizes_and_seed():
-    pool, held, _ = M.image_split(None, heldout_size=100, seed=3)
+    pool, held, _ = data.image_split(None, heldout_size=100, seed=3)
     assert len(held) == 100 and len(pool) == 1697
-    pool2, held2, _ = M.image_split(None, heldout_size=100, seed=3)
+    pool2, held2, _ = data.image_split(None, heldout_size=100, seed=3)
     assert np.array_equal(pool, pool2) and np.array_equal(held, held2)
     with pytest.raises(ValueError, match="heldout_size"):
-        M.image_split(None, heldout_size=5000)
+        data.image_split(None, heldout_size=5000)
 
 
 def test_memorization_smoke_run(run_notebook):
@@ -110,6 +110,6 @@ def test_image_split_from_a_folder_pools_owners(tmp_path):
         (tmp_path / owner).mkdir()
         for i in range(3):
             Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8)).save(tmp_path / owner / f"{i}.png")
-    pool, held, what = M.image_split(str(tmp_path), image_size=8, heldout_size=2, seed=0)
+    pool, held, what = data.image_split(str(tmp_path), image_size=8, heldout_size=2, seed=0)
     assert pool.shape == (4, 1, 8, 8) and held.shape == (2, 1, 8, 8)
     assert "2 owners" in what and 0 <= pool.min() and pool.max() <= 1

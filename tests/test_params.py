@@ -127,7 +127,9 @@ def test_a_params_file_with_a_byte_order_mark_reads(tmp_path):
     ("royalty_shares", ["shell_owner=7"], "shell_owner=7 is not an owner index of the digits game \\(0..4\\)"),
     ("royalty_shares", ["datasets=[typefaces]"], "shell_dataset='digits' is not one of the games played"),
     ("description_length", ["min_steps=900"], "min_steps=900 is larger than max_steps=500"),
-    ("description_length", ["n_head=3"], "n_embd=64 must be a multiple of n_head=3"),
+    ("description_length", ["model.n_head=3"], "model: n_embd=64 must be a multiple of n_head=3"),
+    ("lm_compression", ["sweep_models={a: {n_layer: 1, n_head: 3, n_embd: 8}}"], "sweep_models.a: n_embd=8"),
+    ("memorization", ["lm_sizes=[{n_layer: 1, n_head: 5, n_embd: 32}]"], "lm_sizes\\[0\\]: n_embd=32"),
     ("description_length", ["work_bytes=[4000, 1500]"], "not \\[low, high\\]"),
 ])
 def test_the_study_refuses_bad_values_naming_them(name, sets, message):

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from copystudy import coalitions as C
+from copystudy import coalition_game, model_cache
 from copystudy.glyphs import glyph_owners, render_glyph, typefaces
 from copystudy.royalty import (
     leave_one_out_shares, prompt_payouts, prompted_owner_metrics, royalty_shares, shapley_royalty_shares,
-    similarity_shares, split_owner,
+    similarity_shares,
 )
 from copystudy.shapley import airport_game, glove_game, table_from_game
 
@@ -65,15 +65,6 @@ def test_similarity_shares_vote_by_nearest_works():
     np.testing.assert_allclose(shares, [0.5, 0.5])
 
 
-def test_split_owner():
-    owners = {"a": np.arange(10), "b": np.arange(3)}
-    split = split_owner(owners, "a", seed=1)
-    assert list(split) == ["a-shell1", "a-shell2", "b"]
-    assert sorted(np.concatenate([split["a-shell1"], split["a-shell2"]]).tolist()) == list(range(10))
-    with pytest.raises(ValueError, match="valid: a, b"):
-        split_owner(owners, "c")
-
-
 def test_shell_companies_change_shapley_in_a_known_game():
     # airport game: the owner of the costliest need splits into two shells with the same need. By
     # Littlechild-Owen, before: phi = (1/3, 5/6, 17/6); after: (1/4, 7/12, 19/12, 19/12), so the shells
@@ -106,7 +97,7 @@ def tiny_game(cache, seed=0):
     owners = {f"o{i}": rng.random((4, 1, 4, 4)).astype(np.float32) for i in range(2)}
     public = {"p": rng.random((6, 1, 4, 4)).astype(np.float32)}
     config = {"image_size": 4, "block_channels": [8, 16], "attention": False, "num_train_timesteps": 10}
-    return C.build_game(owners, public, config, C.TrainConfig(2, 4), C.TrainConfig(2, 4), cache)
+    return coalition_game.build_game(owners, public, config, coalition_game.TrainConfig(2, 4), coalition_game.TrainConfig(2, 4), cache)
 
 
 def test_coalition_cache_second_run_trains_nothing(tmp_path):
@@ -122,17 +113,29 @@ def test_coalition_cache_second_run_trains_nothing(tmp_path):
     for pa, pb in zip(a.unet.parameters(), b.unet.parameters()):
         assert np.array_equal(pa.detach().numpy(), pb.detach().numpy())
     # a different seed is a different model: retrained
-    other = C.build_game({f"o{i}": w for i, w in enumerate(game.works)}, {"p": game.public_images}, game.model_config,
-                         C.TrainConfig(2, 4, seed=1), C.TrainConfig(2, 4, seed=1), tmp_path)
+    other = coalition_game.build_game({f"o{i}": w for i, w in enumerate(game.works)}, {"p": game.public_images}, game.model_config,
+                         coalition_game.TrainConfig(2, 4, seed=1), coalition_game.TrainConfig(2, 4, seed=1), tmp_path)
     other.model([0])
     assert other.training_summary()["models_trained"] == 2
+
+
+def test_split_game_partitions_one_owners_works(tmp_path):
+    game = tiny_game(tmp_path)
+    split = coalition_game.split_game(game, 0, seed=1)
+    assert split.owners == ["o0-shell1", "o0-shell2", "o1"]
+    halves = np.concatenate([split.works[0], split.works[1]])
+    assert len(split.works[0]) == len(split.works[1]) == 2  # every work in exactly one half
+    assert sorted(map(bytes, halves)) == sorted(map(bytes, game.works[0]))
+    np.testing.assert_array_equal(split.works[2], game.works[1])
+    assert all((labels == game.work_labels[0][0]).all() for labels in split.work_labels[:2])  # the prompt stays
+    with pytest.raises(ValueError, match="fewer than 2 works"):
+        coalition_game.split_game(coalition_game.split_game(split, 0), 0)
 
 
 def test_shell_split_reuses_cached_models(tmp_path):
     game = tiny_game(tmp_path)
     game.for_each_coalition(lambda mask, model: None)
-    split = C.split_game(game, 0, seed=0)
-    assert split.owners == ["o0-shell1", "o0-shell2", "o1"]
+    split = coalition_game.split_game(game, 0, seed=0)
     split.for_each_coalition(lambda mask, model: None)
     # 8 coalitions; those with both shells or neither are the 4 old ones: only 4 are trained
     assert split.training_summary()["finetunes_trained"] == 4
@@ -140,19 +143,19 @@ def test_shell_split_reuses_cached_models(tmp_path):
 
 def test_cache_dir_env(tmp_path, monkeypatch):
     monkeypatch.setenv("COPYSTUDY_CACHE", str(tmp_path / "c"))
-    assert C.cache_dir() == tmp_path / "c" and (tmp_path / "c").is_dir()
-    assert C.cache_dir(tmp_path / "d") == tmp_path / "d"
+    assert model_cache.cache_dir() == tmp_path / "c" and (tmp_path / "c").is_dir()
+    assert model_cache.cache_dir(tmp_path / "d") == tmp_path / "d"
 
 
 def test_build_game_rejects_plus_in_owner_names(tmp_path):
     with pytest.raises(ValueError, match=r"may not contain '\+'"):
-        C.build_game({"a+b": np.zeros((1, 1, 4, 4))}, {"p": np.zeros((1, 1, 4, 4))}, {}, C.TrainConfig(1),
-                     C.TrainConfig(1), tmp_path)
+        coalition_game.build_game({"a+b": np.zeros((1, 1, 4, 4))}, {"p": np.zeros((1, 1, 4, 4))}, {}, coalition_game.TrainConfig(1),
+                     coalition_game.TrainConfig(1), tmp_path)
 
 
 def test_public_replay_fine_tunes_the_empty_coalition_too(tmp_path):
     game = tiny_game(tmp_path)
-    game.finetune = C.TrainConfig(2, 4, public_replay=0.5, embed_lr_scale=10.0)
+    game.finetune = coalition_game.TrainConfig(2, 4, public_replay=0.5, embed_lr_scale=10.0)
     base = game.base_model()
     empty = game.model([])
     assert empty is not base
@@ -164,3 +167,13 @@ def test_public_replay_fine_tunes_the_empty_coalition_too(tmp_path):
     emb = base.unet.class_embedding.weight.detach().numpy()
     np.testing.assert_array_equal(emb[1], emb[game.null_id])
     np.testing.assert_array_equal(emb[2], emb[game.null_id])
+
+
+def test_cache_keys_come_from_data_settings_and_the_recipe_version(tmp_path, monkeypatch):
+    """Not from source text: a docstring edit retrains nothing, a recipe change bumps its version."""
+    game = tiny_game(tmp_path)
+    key = game.base_key()
+    assert tiny_game(tmp_path).base_key() == key
+    assert tiny_game(tmp_path, seed=1).base_key() != key  # other works
+    monkeypatch.setattr(coalition_game.PixelRecipe, "version", "pixel-2")
+    assert game.base_key() != key

@@ -4,6 +4,7 @@ import json
 
 import nbformat
 import numpy as np
+import pytest
 
 from conftest import ROOT
 
@@ -21,9 +22,11 @@ def test_notebook_is_clean_and_parameterised():
 def test_smoke_run(run_notebook, tmp_path):
     out, metrics = run_notebook("royalty_shares", sets=[f"cache_dir={tmp_path / 'cache'}"])
     for name in ("typefaces", "digits"):
-        assert 0.0 <= metrics[f"{name}_prompted_owner_top_share_rate"] <= 1.0
-        assert 0.0 <= metrics[f"{name}_mean_prompted_share"] <= 1.0
+        # the headline numbers are what the share matrix says: who is paid most, and the prompted owner's share
         matrix = metrics[f"{name}_share_matrix"]
+        tops = [row[p] > 0 and row[p] > max(v for o, v in row.items() if o != p) for p, row in matrix.items()]
+        assert metrics[f"{name}_prompted_owner_top_share_rate"] == pytest.approx(np.mean(tops))
+        assert metrics[f"{name}_mean_prompted_share"] == pytest.approx(np.mean([row[p] for p, row in matrix.items()]))
         assert len(matrix) == metrics[f"{name}_n_owners"] == 3
         for row in matrix.values():
             total = sum(row.values())
@@ -41,4 +44,4 @@ def test_smoke_run(run_notebook, tmp_path):
     assert timings["shell_companies_finetunes_trained"] == 8
     # 2**3 coalitions, the empty one included (fine-tuned on public data alone)
     assert timings["digits_finetunes_trained"] == 8 and timings["typefaces_finetunes_trained"] == 8
-    assert np.isfinite(timings["total_seconds"]) and not any("seconds" in key for key in metrics)
+    assert timings["total_seconds"] > 0 and not any("seconds" in key for key in metrics)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from copystudy import data
-from copystudy.models.diffusion import LatentDiffusionModel
+from copystudy.models.latent_diffusion import LatentDiffusionModel
 from tiny_models import tiny_owner_folder, tiny_stable_diffusion
 
 
@@ -125,4 +125,7 @@ def test_royalty_notebook_refuses_bad_inputs_before_training(case, message, code
                    "--out", str(tmp_path / "run"), "--quiet", *[a for s in sets for a in ("--set", s)], check=False)
     assert proc.returncode == code
     assert re.search(message, proc.stdout + proc.stderr)
-    assert not any(cache.iterdir()) if cache.exists() else True
+    if code == 2:  # refused before any kernel: nothing was made
+        assert not cache.exists() and not (tmp_path / "run").exists()
+    else:  # the notebook made its cache folder, then stopped before any model was trained
+        assert cache.is_dir() and not any(cache.iterdir())

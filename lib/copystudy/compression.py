@@ -14,16 +14,24 @@ import time
 import numpy as np
 import pandas as pd
 
-from copystudy import baselines, coding
+from copystudy import baselines, coding, predictors
 from copystudy.models.causal_lm import CausalLM
 from copystudy.training import progress
 
-BYTES_PER_PARAM = 2  # float16
+BITS_PER_PARAM = 16  # the weights are sent as float16
+
+
+def model_bits(n_params: int, bits_per_param: int = BITS_PER_PARAM) -> float:
+    """Bits needed to send the weights themselves (16 = float16, 32 = float32): the model part of every
+    two-part code in the study (the adjusted rate here, the two-part code of description_length)."""
+    if bits_per_param <= 0:
+        raise ValueError(f"bits_per_param must be positive, got {bits_per_param}")
+    return float(n_params) * bits_per_param
 
 
 def model_bytes(n_params: int) -> int:
     """Bytes needed to send the weights in float16."""
-    return BYTES_PER_PARAM * int(n_params)
+    return int(n_params) * BITS_PER_PARAM // 8
 
 
 def raw_rate(compressed_bytes: float, original_bytes: int) -> float:
@@ -63,11 +71,11 @@ def lm_code(lm: CausalLM, data: bytes, chunk_size: int | None = 2048, verify: bo
             f", batch {g + 1}/{len(groups)}" if len(groups) > 1 else "")
         bar = (lambda it: progress(it, desc=desc + " (encode)")) if show_progress else None
         t0 = time.perf_counter()
-        coded.append(coding.encode_streams(coding.predictor_for(lm), group, progress=bar))
+        coded.append(coding.encode_streams(predictors.predictor_for(lm), group, progress=bar))
         t1 = time.perf_counter()
         if verify:
             bar = (lambda it: progress(it, desc=desc + " (decode)")) if show_progress else None
-            decoded += coding.decode_streams(coding.predictor_for(lm), coded[-1], progress=bar,
+            decoded += coding.decode_streams(predictors.predictor_for(lm), coded[-1], progress=bar,
                                              as_bytes=lm.tokenizer is None)
         encode_seconds += t1 - t0
         decode_seconds += time.perf_counter() - t1
@@ -155,7 +163,7 @@ def sweep(train_text: bytes, heldout_text: bytes, model_sizes: dict[str, dict], 
         train_bits = float(lm.batched_bits(data, batch_size=32).sum())
         held_bits = float(lm.batched_bits(heldout_text, batch_size=32).sum())
         rows.append({"data_bytes": d, "model": name, "n_params": lm.n_params, "model_bytes": model_bytes(lm.n_params),
-                     "train_rate": train_bits / 8 / d, "adjusted_rate": (train_bits / 8 + model_bytes(lm.n_params)) / d,
+                     "train_rate": train_bits / 8 / d, "adjusted_rate": adjusted_rate(train_bits / 8, d, lm.n_params),
                      "heldout_rate": held_bits / 8 / len(heldout_text),
                      "steps": n_steps, "epochs": n_steps * batch_size * min(lm.context, d - 1) / d,
                      "final_loss_nats": float(np.mean(losses[-10:])), "train_seconds": seconds})

@@ -185,3 +185,24 @@ def text_folder(root: str | Path, suffixes=(".txt", ".md", ".py", ".rst", ".html
     if not owners:
         raise ValueError(f"data_dir: {root} has no owner sub-folders or text files")
     return owners
+
+
+def image_split(data_dir: str | None = None, image_size: int = 8, heldout_size: int = 300, seed: int = 0):
+    """Images for the diffusion experiments: (train_pool, heldout, description).
+
+    data_dir None = scikit-learn's digits (8x8); otherwise every owner's images in
+    data_dir/<owner>/*.png|jpg pooled, resized to image_size, grey. The held-out split is drawn at
+    random (seeded) and no model ever trains on it; the training pool is in a seeded random order,
+    so the first N images of it are a random training set of size N.
+    """
+    if data_dir is None:
+        images, _ = digits()
+        what = "scikit-learn digits"
+    else:
+        owners = image_folder(data_dir, image_size, channels=1)
+        images = np.concatenate(list(owners.values())).astype(np.float32)
+        what = f"{len(images)} images of {len(owners)} owners in {data_dir}"
+    if not 0 < heldout_size < len(images):
+        raise ValueError(f"heldout_size must be in (0, {len(images)}), got {heldout_size}")
+    perm = np.random.default_rng(seed).permutation(len(images))
+    return images[perm[heldout_size:]], images[perm[:heldout_size]], what

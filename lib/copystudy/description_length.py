@@ -1,7 +1,7 @@
 """How many bits of the training set do the weights hold: code lengths of text under trained models.
 
 Every quantity here is a code length in bits, the length of a message from which a receiver can
-rebuild the text exactly (DESIGN.md, section description_length):
+rebuild the text exactly:
 
 - uniform code: 8 bits a byte, the cost of sending the text with no model at all;
 - two-part code: first the weights (n_params x 16 bits as float16), then the text coded by the
@@ -21,12 +21,14 @@ bookkeeping can be tested with fake models.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from copystudy.compression import model_bits
 from copystudy.training import progress
 
 UNIFORM_BITS_PER_BYTE = 8.0
@@ -49,13 +51,6 @@ def uniform_bits(n_bytes: int) -> float:
     return UNIFORM_BITS_PER_BYTE * n_bytes
 
 
-def weight_bits(n_params: int, bits_per_param: int = 16) -> float:
-    """Bits needed to send the weights themselves (16 = float16, 32 = float32)."""
-    if bits_per_param <= 0:
-        raise ValueError(f"bits_per_param must be positive, got {bits_per_param}")
-    return float(n_params) * bits_per_param
-
-
 def block_bits(model, data: bytes, start: int, end: int) -> float:
     """Bits of data[start:end] under `model`, given the bytes before `start` as context.
 
@@ -73,9 +68,9 @@ def block_bits(model, data: bytes, start: int, end: int) -> float:
 
 def two_part_bits(model, data: bytes, bits_per_param: int = 16) -> dict:
     """Two-part code: the weights, then the data coded by them (all in bits)."""
-    model_bits = weight_bits(model.n_params, bits_per_param)
+    weights = model_bits(model.n_params, bits_per_param)
     data_bits = float(byte_bits(model, data).sum())
-    return {"model_bits": model_bits, "data_bits": data_bits, "total_bits": model_bits + data_bits}
+    return {"model_bits": weights, "data_bits": data_bits, "total_bits": weights + data_bits}
 
 
 def block_schedule(n_bytes: int, first_block: int) -> list[int]:
@@ -137,26 +132,27 @@ def code_lengths_by_size(data: bytes, boundaries: list[int], train: Callable[[by
     measured. Returns (a DataFrame with one row per prefix, {prefix size: its model}).
     """
     _check_boundaries(boundaries, len(data))
-    rows, prequential, models = [], uniform_bits(boundaries[1]), {}
-    sizes = boundaries[1:]
-    for k, size in enumerate(progress(sizes, desc="prequential models"), start=1):
+    rows, models = [], {}
+    for size in progress(boundaries[1:], desc="prequential models"):
         model = models[size] = train(bytes(data[:size]))
         two = two_part_bits(model, data[:size], bits_per_param)
         row = {"train_bytes": size, "uniform_bits": uniform_bits(size),
                "two_part_bits": two["total_bits"], "model_bits": two["model_bits"],
-               "data_bits": two["data_bits"], "prequential_bits": prequential,
-               "two_part_bits_fp32": two["data_bits"] + weight_bits(model.n_params, 32),
+               "data_bits": two["data_bits"],
+               "two_part_bits_fp32": two["data_bits"] + model_bits(model.n_params, 32),
                "train_steps": getattr(model, "train_steps", None),
                "final_loss_bits_per_byte": getattr(model, "final_loss_bits", None)}
-        if k < len(boundaries) - 1:  # this model codes the next block
-            nxt = block_bits(model, data, size, boundaries[k + 1])
-            row.update(next_block_bytes=boundaries[k + 1] - size, next_block_bits=nxt)
-            prequential += nxt
         if heldout is not None:
             gap = generalization_gap(model, data[:size], heldout, chunk=gap_chunk, seed=seed)
             row.update(gap_bytes=gap["n_bytes"], gap_bits=gap["gap_bits"],
                        gap_bits_per_byte=gap["gap_bits_per_byte"])
         rows.append(row)
+    # the prequential code of each prefix, from the same models: block k is coded by the model of data[:b_k]
+    preq = prequential_bits(data, boundaries, lambda prefix: models[len(prefix)])
+    for k, (row, total) in enumerate(zip(rows, itertools.accumulate(preq["block_bits"]))):
+        row["prequential_bits"] = total
+        if k + 1 < len(preq["block_bits"]):  # this model codes the next block
+            row.update(next_block_bytes=boundaries[k + 2] - boundaries[k + 1], next_block_bits=preq["block_bits"][k + 1])
     df = pd.DataFrame(rows)
     for name in ("uniform", "two_part", "prequential", "data"):
         df[f"{name}_bits_per_byte"] = df[f"{name}_bits"] / df["train_bytes"]
@@ -332,28 +328,3 @@ def shuffled_join(docs: dict[str, bytes], seed: int = 0) -> bytes:
     alike (not, say, all the topics starting with 'a' first)."""
     names = sorted(docs)
     return b"".join(docs[names[i]] for i in np.random.default_rng(seed).permutation(len(names)))
-
-
-# ---- the training recipe ----------------------------------------------------------------------------
-def causal_lm_trainer(model_config: dict, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
-                      steps: int | None = None, epochs: float = 3.0, min_steps: int = 50,
-                      max_steps: int = 1000) -> Callable[[bytes], object]:
-    """train(data, seed=seed) -> a CausalLM trained from scratch on `data` with one fixed recipe.
-
-    Every model (of one seed) starts from the same initialisation (`seed`) and draws its training windows from the
-    same random stream; it is trained for `steps` steps, or when steps is None for
-    training_steps(len(data), epochs, ...) steps. The step count and final loss are kept on the model
-    as `.train_steps` and `.final_loss_bits` (bits per byte, mean of the last 10 steps).
-    """
-    from copystudy.models.causal_lm import CausalLM
-
-    def train(data: bytes, seed: int = seed):
-        model = CausalLM.from_config(seed=seed, **model_config)
-        n = steps if steps is not None else training_steps(
-            len(data), epochs, batch_size, model.context, min_steps, max_steps)
-        losses = model.fit(data, steps=n, batch_size=batch_size, lr=lr, seed=seed, progress_bar=False)
-        model.train_steps = n
-        model.final_loss_bits = float(np.mean(losses[-10:]) / math.log(2)) if losses else float("nan")
-        return model
-
-    return train

@@ -36,8 +36,20 @@ def _royalty_shares_rules(v: dict) -> str | None:
 def _description_length_rules(v: dict) -> str | None:
     if v["min_steps"] > v["max_steps"]:
         return f"min_steps={v['min_steps']} is larger than max_steps={v['max_steps']}"
-    if v["n_embd"] % v["n_head"]:
-        return f"n_embd={v['n_embd']} must be a multiple of n_head={v['n_head']}"
+    return None
+
+
+def _model_rules(v: dict) -> str | None:
+    """Every byte-level GPT-2 spec (a dict parameter, or a dict of them) has heads that divide its width."""
+    specs = [(k, s) for k, s in v.items() if isinstance(s, dict)]
+    specs += [(f"{k}.{name}", s) for k, d in v.items() if isinstance(d, dict) for name, s in d.items()
+              if isinstance(s, dict)]
+    specs += [(f"{k}[{i}]", s) for k, lst in v.items() if isinstance(lst, list) for i, s in enumerate(lst)
+              if isinstance(s, dict)]
+    for key, spec in specs:
+        if not spec.get("name_or_path") and isinstance(spec.get("n_embd"), int) and isinstance(spec.get("n_head"), int):
+            if spec["n_head"] < 1 or spec["n_embd"] % spec["n_head"]:
+                return f"{key}: n_embd={spec['n_embd']} must be a multiple of n_head={spec['n_head']}"
     return None
 
 
@@ -45,8 +57,8 @@ RULES = {"royalty_shares": _royalty_shares_rules, "description_length": _descrip
 
 
 def check_rules(name: str, values: dict) -> None:
-    """The notebook's rules across parameters (RULES); ParameterError naming the parameters."""
-    rule = RULES.get(name)
-    problem = rule(values) if rule else None
-    if problem:
-        raise ParameterError(f"{name}: {problem}")
+    """The notebook's rules across parameters (RULES), then those of every model spec; one-line ParameterError."""
+    for rule in (RULES.get(name), _model_rules):
+        problem = rule(values) if rule else None
+        if problem:
+            raise ParameterError(f"{name}: {problem}")

@@ -1,4 +1,10 @@
-"""What a notebook writes into its run folder (the working directory the runner gives it)."""
+"""What a notebook writes into its run folder (the working directory the runner gives it).
+
+Results: `save_metrics` (metrics.json), `save_figure` (figures/), `save_table` (tables/). Provenance
+and run facts go to two side files that the runner moves into manifest.json when the notebook ends:
+`record_input` hashes each input data set into inputs.json, and `save_timings` puts wall-clock
+seconds and cache hits into timings.json, so metrics.json stays the same from one run to the next.
+"""
 
 from __future__ import annotations
 

@@ -2,16 +2,15 @@
 
 Shapley Royalty Share: phi_i averaged over a prompt's outputs, negatives clipped to 0, normalised to
 sum to 1. Baselines: leave-one-out (v(N) - v(N - i), clipped and normalised the same way) and a
-similarity attribution that pays owners by how many of an output's nearest works are theirs. The
-shell-company split divides one owner's works between two new owners, to see how shares move.
+similarity attribution that pays owners by how many of an output's nearest works are theirs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .memorization import pairwise_distances
-from .shapley import exact_shapley, leave_one_out
+from copystudy.distances import pairwise_distances
+from copystudy.shapley import exact_shapley, leave_one_out
 
 
 def royalty_shares(values: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -58,31 +57,6 @@ def similarity_shares(outputs: np.ndarray, owner_works: list[np.ndarray], k: int
     nearest = np.argsort(d, axis=1, kind="stable")[:, :k]
     votes = np.stack([(owner_of[nearest] == i).mean(axis=1) for i in range(len(owner_works))], axis=1)
     return votes.mean(axis=0)
-
-
-def split_owner(owners: dict[str, np.ndarray], owner: str, seed: int = 0,
-                names: tuple[str, str] | None = None) -> dict[str, np.ndarray]:
-    """Shell companies: split `owner`'s works at random into two halves held by two new owners.
-
-    The two new owners take the old one's place in the (insertion) order; their works keep their
-    original prompt (the style or brand does not change when its legal owner does).
-    """
-    if owner not in owners:
-        raise ValueError(f"unknown owner {owner!r}; valid: {', '.join(owners)}")
-    works = np.asarray(owners[owner])
-    if len(works) < 2:
-        raise ValueError(f"owner {owner!r} has {len(works)} work(s); a split needs at least 2")
-    names = names or (f"{owner}-shell1", f"{owner}-shell2")
-    perm = np.random.default_rng(seed).permutation(len(works))
-    half = len(works) // 2
-    out = {}
-    for name, value in owners.items():
-        if name == owner:
-            out[names[0]] = works[np.sort(perm[:half])]
-            out[names[1]] = works[np.sort(perm[half:])]
-        else:
-            out[name] = value
-    return out
 
 
 def prompt_payouts(utilities: np.ndarray, prompt_of_output: np.ndarray, n_prompts: int) -> dict[str, np.ndarray]:

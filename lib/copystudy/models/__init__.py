@@ -14,7 +14,8 @@ module with a class built `from_config(**kwargs)` and, for pretrained weights,
 from __future__ import annotations
 
 from copystudy.models.causal_lm import CausalLM
-from copystudy.models.diffusion import DiffusionModel, LatentDiffusionModel
+from copystudy.models.diffusion import DiffusionModel
+from copystudy.models.latent_diffusion import LatentDiffusionModel
 
 # family -> (class built from a config, class loaded from name_or_path)
 FAMILIES = {

@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LM
 from transformers.utils import logging as hf_logging
 
 from copystudy.models import loading
-from copystudy.training import cosine_lr, make_optimizer, progress, set_seed
+from copystudy.training import set_seed, train
 
 WRAPPER_FILE = "copystudy.json"
 
@@ -142,26 +142,14 @@ class CausalLM:
         loading.check_fits(n_bytes, self.device, 4.0, "training (weights, gradients, AdamW state)")
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed)
-        opt = make_optimizer(self.model, lr)
-        self.model.train()
-        losses = []
-        bar = progress(range(steps), desc=desc, disable=not progress_bar or None)
-        for step in bar:
-            for group in opt.param_groups:
-                group["lr"] = cosine_lr(step, steps, lr)
+
+        def batch_loss(step: int) -> torch.Tensor:
             starts = torch.randint(0, len(tokens) - span, (batch_size,), generator=gen)
             batch = torch.stack([tokens[s:s + span + 1] for s in starts.tolist()]).to(self.device)
             logits = self.model(input_ids=batch[:, :-1]).logits.float()
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-            opt.step()
-            losses.append(loss.item())
-            if step % 50 == 0 and hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-        self.model.eval()
-        return losses
+            return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+
+        return train(self.model, batch_loss, steps, lr, desc=desc, progress_bar=progress_bar)
 
     # ---- probabilities --------------------------------------------------------------------------
     @torch.no_grad()

@@ -1,5 +1,7 @@
 """A small pixel-space diffusion model (diffusers UNet2DModel + DDPMScheduler) for the image experiments.
 
+Stable Diffusion with LoRA, behind the same interface, is `latent_diffusion.LatentDiffusionModel`.
+
 Images are float arrays [N, C, H, W] in [0, 1]; the model works in [-1, 1] and predicts the noise
 (epsilon), as in Ho et al. 2020. With `num_classes` set it is class-conditional (the prompt of the
 royalty experiments is a class id).
@@ -14,9 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
-from diffusers.utils import logging as diffusers_logging
 
-from copystudy.training import cosine_lr, make_optimizer, progress, set_seed
+from copystudy.training import progress, set_seed, train
 
 WRAPPER_FILE = "copystudy.json"
 
@@ -90,42 +91,56 @@ class DiffusionModel:
         return self.unet(x_t, t, class_labels=labels).sample
 
     def fit(self, images: np.ndarray, steps: int, batch_size: int = 64, lr: float = 1e-3, labels=None,
-            seed: int = 0, progress_bar: bool = True, desc: str = "train diffusion") -> list[float]:
-        """Epsilon-prediction MSE on random batches; returns the loss per step."""
-        x0 = torch.as_tensor(np.asarray(images, dtype=np.float32)) * 2 - 1
-        if tuple(x0.shape[1:]) != self.image_shape:
-            raise ValueError(f"images of shape {tuple(x0.shape[1:])}, model expects {self.image_shape}")
-        y = self._labels(labels, len(x0))
+            seed: int = 0, progress_bar: bool = True, desc: str = "train diffusion", replay=None,
+            replay_share: float = 0.0, embed_lr_scale: float = 1.0) -> list[float]:
+        """Epsilon-prediction MSE on random batches; returns the loss per step.
+
+        replay: other (images, labels) of which a share `replay_share` of every batch is drawn (every
+        batch, when `images` is empty); embed_lr_scale: learning rate of the class embeddings as a
+        multiple of lr (Adam would otherwise move a fresh prompt embedding by only ~lr per step)."""
+        n_replay = int(round(replay_share * batch_size)) if replay is not None and len(images) else 0
+        if replay is not None and not len(images):
+            n_replay = batch_size
+        parts = [(images, labels, batch_size - n_replay)] if n_replay < batch_size else []
+        parts += [(replay[0], replay[1], n_replay)] if n_replay else []
+        sets = []
+        for x, y, k in parts:
+            x0 = torch.as_tensor(np.asarray(x, dtype=np.float32)) * 2 - 1
+            if tuple(x0.shape[1:]) != self.image_shape:
+                raise ValueError(f"images of shape {tuple(x0.shape[1:])}, model expects {self.image_shape}")
+            sets.append((x0, self._labels(y, len(x0)), k))
         gen = torch.Generator().manual_seed(seed)
-        opt = make_optimizer(self.unet, lr, weight_decay=0.0)
         T = self.scheduler.config.num_train_timesteps
-        self.unet.train()
-        losses = []
-        bar = progress(range(steps), desc=desc, disable=not progress_bar or None)
-        for step in bar:
-            for group in opt.param_groups:
-                group["lr"] = cosine_lr(step, steps, lr)
-            idx = torch.randint(0, len(x0), (batch_size,), generator=gen)
-            noise = torch.randn((batch_size, *self.image_shape), generator=gen)
-            t = torch.randint(0, T, (batch_size,), generator=gen)
-            x_t = self.scheduler.add_noise(x0[idx], noise, t)
-            pred = self.noise_prediction(x_t, t, None if y is None else y[idx])
-            loss = torch.nn.functional.mse_loss(pred, noise)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.unet.parameters(), 1.0)
-            opt.step()
-            losses.append(loss.item())
-            if step % 50 == 0 and hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-        self.unet.eval()
-        return losses
+
+        def batch_loss(step: int) -> torch.Tensor:
+            xs, ys = [], []
+            for x0, y, k in sets:
+                idx = torch.randint(0, len(x0), (k,), generator=gen)
+                xs.append(x0[idx])
+                ys.append(None if y is None else y[idx])
+            x0 = torch.cat(xs)
+            y = None if ys[0] is None else torch.cat(ys)
+            noise = torch.randn(x0.shape, generator=gen)
+            t = torch.randint(0, T, (len(x0),), generator=gen)
+            return torch.nn.functional.mse_loss(self.noise_prediction(self.scheduler.add_noise(x0, noise, t), t, y), noise)
+
+        named = list(self.unet.named_parameters())
+        embed = [p for n, p in named if n.startswith("class_embedding")]
+        groups = [{"params": [p for n, p in named if not n.startswith("class_embedding")], "weight_decay": 0.0}]
+        groups += [{"params": embed, "weight_decay": 0.0, "lr_scale": embed_lr_scale}] if embed else []
+        return train(self.unet, batch_loss, steps, lr, groups=groups, desc=desc, progress_bar=progress_bar)
 
     @torch.no_grad()
     def sample(self, n: int, labels=None, seed: int = 0, num_inference_steps: int | None = None,
-               batch_size: int = 256, progress_bar: bool = True) -> np.ndarray:
-        """n images [n, C, H, W] in [0, 1] by ancestral DDPM sampling (fewer steps skip timesteps)."""
+               batch_size: int = 256, progress_bar: bool = True, guidance: float = 1.0,
+               null_label: int | None = None) -> np.ndarray:
+        """n images [n, C, H, W] in [0, 1] by ancestral DDPM sampling (fewer steps skip timesteps).
+
+        guidance != 1: classifier-free guidance (Ho & Salimans 2022), as text-to-image models are
+        sampled: eps = eps(x, null) + guidance * (eps(x, label) - eps(x, null)), null = `null_label`."""
         y = self._labels(labels, n)
+        if guidance != 1.0 and (y is None or null_label is None):
+            raise ValueError("classifier-free guidance needs labels and the null_label")
         gen = torch.Generator().manual_seed(seed)
         scheduler = copy.deepcopy(self.scheduler)
         scheduler.set_timesteps(num_inference_steps or scheduler.config.num_train_timesteps)
@@ -137,7 +152,11 @@ class DiffusionModel:
             steps = progress(scheduler.timesteps, desc=f"sample {lo}-{hi}", disable=not progress_bar or None,
                              leave=False)
             for t in steps:
-                eps = self.noise_prediction(x, t.expand(len(x)), yb)
+                tt = t.expand(len(x))
+                eps = self.noise_prediction(x, tt, yb)
+                if guidance != 1.0:
+                    eps_null = self.noise_prediction(x, tt, torch.full_like(yb, null_label))
+                    eps = eps_null + guidance * (eps - eps_null)
                 x = scheduler.step(eps, t, x, generator=gen).prev_sample
             out.append(((x.clamp(-1, 1) + 1) / 2).numpy())
         return np.concatenate(out) if out else np.zeros((0, *self.image_shape), np.float32)
@@ -158,218 +177,3 @@ class DiffusionModel:
         unet = UNet2DModel.from_pretrained(directory / "unet", local_files_only=True)
         scheduler = DDPMScheduler.from_pretrained(directory / "scheduler", local_files_only=True)
         return cls(unet, scheduler)
-
-
-LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
-LORA_FILE = "lora.safetensors"
-
-
-class LatentDiffusionModel:
-    """Stable Diffusion (diffusers' StableDiffusionPipeline) fine-tuned with LoRA, behind the same interface.
-
-    Images are [N, 3, H, W] in [0, 1]; labels are text prompts. Training and likelihoods work in the
-    VAE's latent space (the model's own space): `to_model_space` encodes images with the VAE's mean
-    and scaling factor. Fine-tuning trains only LoRA adapters (peft) on the UNet's attention
-    projections; the base weights are shared by every clone, so a coalition costs only its adapter.
-    """
-
-    text_conditioned = True
-
-    def __init__(self, pipe, lora_rank: int = 8, lora_alpha: int = 8, lora_targets=LORA_TARGETS,
-                 name_or_path: str = "", resolution: int | None = None):
-        self.pipe = pipe
-        native = pipe.unet.config.sample_size * pipe.vae_scale_factor
-        self.resolution = int(resolution or native)
-        if self.resolution % (8 * pipe.vae_scale_factor):
-            raise ValueError(f"model.resolution must be a multiple of {8 * pipe.vae_scale_factor} pixels "
-                             f"(this model's native size is {native}), got {self.resolution}")
-        self.unet, self.vae = pipe.unet, pipe.vae
-        self.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-        self.lora = {"r": int(lora_rank), "lora_alpha": int(lora_alpha), "target_modules": list(lora_targets)}
-        self.name_or_path = name_or_path
-        for module in (pipe.unet, pipe.vae, pipe.text_encoder):
-            module.requires_grad_(False).eval()
-        self._adapter = None  # LoRA state dict of this model (None: the base model)
-        self._token = object()  # which adapter the shared UNet currently holds
-
-    @classmethod
-    def from_pretrained(cls, name_or_path: str, dtype: str = "float32", device: str = "auto",
-                        lora_rank: int = 8, lora_alpha: int = 8, lora_targets=LORA_TARGETS,
-                        trust_remote_code: bool = False, resolution: int | None = None) -> "LatentDiffusionModel":
-        """A StableDiffusionPipeline from a local folder or hub id (offline: from the cache).
-
-        resolution: image side in pixels the model works at (None: its native size, 512 for SD v1.4)."""
-        from diffusers import StableDiffusionPipeline
-
-        from copystudy.models import loading
-
-        where = loading.resolve(name_or_path)
-        dev = loading.pick_device(device)
-        size = loading.weight_bytes(where)
-        loading.check_fits(size, dev, 1.5, f"model {name_or_path} (inference and LoRA fine-tuning)")
-        diffusers_logging.disable_progress_bar()
-        try:
-            pipe = StableDiffusionPipeline.from_pretrained(
-                where, dtype=loading.torch_dtype(dtype), safety_checker=None, feature_extractor=None,
-                requires_safety_checker=False, trust_remote_code=trust_remote_code,
-                local_files_only=Path(where).is_dir())
-        except (OSError, ValueError, EnvironmentError) as exc:
-            raise ValueError(f"model.name_or_path {name_or_path!r}: could not load a Stable Diffusion "
-                             f"pipeline ({exc})") from exc
-        pipe.set_progress_bar_config(disable=True)
-        return cls(pipe.to(dev), lora_rank, lora_alpha, lora_targets, name_or_path, resolution)
-
-    @property
-    def device(self) -> torch.device:
-        return self.unet.device
-
-    @property
-    def n_params(self) -> int:
-        """Parameters of the UNet (with its LoRA layers once any adapter exists)."""
-        return sum(p.numel() for p in self.unet.parameters())
-
-    @property
-    def n_adapter_params(self) -> int:
-        """Parameters of this model's own LoRA adapter (0 for the base)."""
-        return 0 if self._adapter is None else sum(v.numel() for v in self._adapter.values())
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (3, self.resolution, self.resolution)
-
-    @property
-    def latent_shape(self) -> tuple[int, int, int]:
-        side = self.resolution // self.pipe.vae_scale_factor
-        return (self.unet.config.in_channels, side, side)
-
-    def clone(self) -> "LatentDiffusionModel":
-        """The same base with its own adapter (the base weights are shared, not copied)."""
-        other = copy.copy(self)
-        other._adapter = None if self._adapter is None else {k: v.clone() for k, v in self._adapter.items()}
-        other._token = object()
-        return other
-
-    # ---- adapters -------------------------------------------------------------------------------
-    def _activate(self, train: bool = False) -> None:
-        """Put this model's adapter into the shared UNet (a fresh one when training from the base)."""
-        from peft import LoraConfig
-        from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-
-        if not getattr(self.unet, "peft_config", None):
-            self.unet.add_adapter(LoraConfig(init_lora_weights="gaussian", **self.lora))
-        self._state_fn = get_peft_model_state_dict
-        if not train and getattr(self.unet, "_copystudy_active", None) is self._token:
-            return  # this model's adapter is already in the shared UNet
-        self.unet._copystudy_active = None if train else self._token
-        if self._adapter is not None:
-            set_peft_model_state_dict(self.unet, self._adapter)
-        else:  # the base model: adapters at zero contribute nothing
-            with torch.no_grad():
-                for name, p in self.unet.named_parameters():
-                    if "lora_B" in name:
-                        p.zero_()
-                    elif "lora_A" in name and train:
-                        torch.nn.init.normal_(p, std=1 / self.lora["r"])
-        for name, p in self.unet.named_parameters():
-            p.requires_grad_(train and "lora_" in name)
-
-    def condition(self, prompts) -> torch.Tensor:
-        """Text-encoder states for a list of prompts (the UNet's cross-attention input)."""
-        prompts = [str(p) for p in np.asarray(prompts, dtype=object).reshape(-1)]
-        tok = self.pipe.tokenizer(prompts, padding="max_length", max_length=self.pipe.tokenizer.model_max_length,
-                                  truncation=True, return_tensors="pt")
-        with torch.no_grad():
-            return self.pipe.text_encoder(tok.input_ids.to(self.device))[0]
-
-    @torch.no_grad()
-    def to_model_space(self, images: np.ndarray, batch_size: int = 8) -> torch.Tensor:
-        """VAE latents (mean of the posterior x scaling factor) of images in [0, 1]."""
-        x = torch.as_tensor(np.asarray(images, dtype=np.float32)) * 2 - 1
-        if tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(f"images of shape {tuple(x.shape[1:])}, model expects {self.image_shape}")
-        out = []
-        for lo in range(0, len(x), batch_size):
-            xb = x[lo:lo + batch_size].to(self.device, self.vae.dtype)
-            out.append(self.vae.encode(xb).latent_dist.mean * self.vae.config.scaling_factor)
-        return torch.cat(out).float()
-
-    def noise_prediction(self, x_t: torch.Tensor, t: torch.Tensor, labels=None) -> torch.Tensor:
-        """epsilon_theta(z_t, t, prompt) in latent space; labels are prompts or precomputed text states."""
-        self._activate()
-        cond = labels if isinstance(labels, torch.Tensor) else self.condition(labels)
-        out = self.unet(x_t.to(self.device, self.unet.dtype), t.to(self.device), encoder_hidden_states=cond).sample
-        return out.to(x_t.dtype).to(x_t.device)
-
-    def fit(self, images: np.ndarray, steps: int, batch_size: int = 4, lr: float = 1e-4, labels=None,
-            seed: int = 0, progress_bar: bool = True, desc: str = "LoRA fine-tune") -> list[float]:
-        """LoRA fine-tuning on (image, prompt) pairs: epsilon-prediction MSE in latent space."""
-        if labels is None or len(labels) != len(images):
-            raise ValueError("a text-conditioned model needs one prompt (label) per image")
-        torch.manual_seed(seed)
-        latents = self.to_model_space(images)
-        prompts = np.asarray(labels, dtype=object)
-        self._activate(train=True)
-        params = [p for p in self.unet.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=lr)
-        gen = torch.Generator().manual_seed(seed)
-        T = self.scheduler.config.num_train_timesteps
-        losses = []
-        self.unet.train()
-        for step in progress(range(steps), desc=desc, disable=not progress_bar or None):
-            idx = torch.randint(0, len(latents), (batch_size,), generator=gen)
-            noise = torch.randn((batch_size, *self.latent_shape), generator=gen).to(self.device)
-            t = torch.randint(0, T, (batch_size,), generator=gen).to(self.device)
-            z_t = self.scheduler.add_noise(latents[idx.to(latents.device)], noise, t)
-            cond = self.condition(prompts[idx.numpy()])
-            pred = self.unet(z_t.to(self.unet.dtype), t, encoder_hidden_states=cond).sample.float()
-            loss = torch.nn.functional.mse_loss(pred, noise)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            losses.append(loss.item())
-        self.unet.eval()
-        self._adapter = {k: v.detach().clone() for k, v in self._state_fn(self.unet).items()}
-        self._token = object()
-        self.unet._copystudy_active = self._token
-        for p in params:
-            p.requires_grad_(False)
-        return losses
-
-    @torch.no_grad()
-    def sample(self, n: int, labels=None, seed: int = 0, num_inference_steps: int | None = 50,
-               batch_size: int = 4, progress_bar: bool = False, guidance_scale: float = 7.5) -> np.ndarray:
-        """n images [n, 3, H, W] in [0, 1] from the pipeline, one prompt per image."""
-        if labels is None or len(labels) != n:
-            raise ValueError("a text-conditioned model needs one prompt (label) per sample")
-        self._activate()
-        gen = torch.Generator(device="cpu").manual_seed(seed)
-        out = []
-        for lo in range(0, n, batch_size):
-            result = self.pipe(list(labels[lo:lo + batch_size]), num_inference_steps=num_inference_steps or 50,
-                               guidance_scale=guidance_scale, generator=gen, output_type="np",
-                               height=self.resolution, width=self.resolution)
-            out.append(np.asarray(result.images, dtype=np.float32).transpose(0, 3, 1, 2))
-        return np.concatenate(out)
-
-    def save(self, directory: str | Path) -> Path:
-        """The LoRA adapter as safetensors, and where the base comes from (the base is not copied)."""
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        if self._adapter is not None:
-            save_file({k: v.contiguous().cpu() for k, v in self._adapter.items()}, directory / LORA_FILE)
-        (directory / WRAPPER_FILE).write_text(json.dumps({"family": "diffusion", "kind": "latent",
-                                                          "base": self.name_or_path, "lora": self.lora}))
-        return directory
-
-    def load_adapter(self, directory: str | Path) -> "LatentDiffusionModel":
-        """A clone of this base with the adapter saved in `directory` (none saved: the base itself)."""
-        from safetensors.torch import load_file
-
-        other = self.clone()
-        path = Path(directory) / LORA_FILE
-        other._adapter = load_file(path, device=str(self.device)) if path.exists() else None
-        other._token = object()
-        return other

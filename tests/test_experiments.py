@@ -1,0 +1,188 @@
+"""The notebooks' summaries and verdicts, on made-up inputs whose right answers are known."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from copystudy import baselines
+from copystudy.experiments import copyright_risk, description_length, lm_compression, memorization, royalty_shares
+from copystudy.verdicts import trend
+
+
+def test_trend():
+    assert trend([1, 2, 3], [1, 5, 9]) == pytest.approx(1.0)
+    assert trend([1, 2, 3], [9, 5, 1]) == pytest.approx(-1.0)
+    assert np.isnan(trend([1, 2, 3], [4, 4, 4]))
+
+
+# ---- memorization -----------------------------------------------------------------------------------
+def _canary_summary(exposures: dict[int, list[float]]) -> pd.DataFrame:
+    """by (n_params, model, dup): exposures[n_params] lists the exposure per dup 1, 2, 4."""
+    return pd.DataFrame([{"n_params": p, "model": f"{p // 1000}K", "dup": d, "extractable_fraction": e / 10,
+                          "exposure": e, "exposure_extrapolated": e + 1, "n": 4, "bits": 1.0}
+                         for p, values in exposures.items() for d, e in zip((1, 2, 4), values)])
+
+
+def _memorization_metrics(rates_by_n, rates_by_steps, exposures):
+    ladder = memorization.Ladder(pd.DataFrame({"N": list(rates_by_n), "extraction_rate": list(rates_by_n.values()),
+                                               "rate_tiled_l2": [0.0] * len(rates_by_n)}), n_params=1000, baseline=0.01)
+    length = pd.DataFrame({"steps": list(rates_by_steps), "extraction_rate": list(rates_by_steps.values())})
+    return memorization.summarize(ladder, length, 64, _canary_summary(exposures), 100, memorization.Criterion())
+
+
+def test_memorization_summary_takes_the_largest_model_and_means_over_duplications():
+    m = _memorization_metrics({8: 0.9, 64: 0.1}, {100: 0.0, 200: 0.5}, {1000: [1, 2, 3], 5000: [2, 4, 9]})
+    assert m["extraction_rate_by_n"] == {8: 0.9, 64: 0.1} and m["length_n"] == 64
+    assert m["largest_lm"] == "5K" and m["exposure_by_dup"] == {1: 2.0, 2: 4.0, 4: 9.0}
+    assert m["exposure_by_size"] == {1000: pytest.approx(2.0), 5000: pytest.approx(5.0)}
+    assert m["heldout_false_positive_rate"] == 0.01 and m["distance"] == "l2"
+
+
+def test_memorization_verdicts_follow_the_numbers():
+    as_papers = memorization.verdicts(_memorization_metrics({8: 0.9, 64: 0.1}, {100: 0.0, 200: 0.5},
+                                                            {1000: [1, 2, 3], 5000: [2, 4, 9]}), 999)
+    assert any("As in Carlini et al." in v for v in as_papers) and any("Longer training" in v for v in as_papers)
+    assert any("rises with duplication" in v for v in as_papers) and any("Larger models memorise more" in v
+                                                                          for v in as_papers)
+    against = memorization.verdicts(_memorization_metrics({8: 0.2, 64: 0.2}, {100: 0.5, 200: 0.1},
+                                                          {1000: [5, 4, 3], 5000: [3, 2, 1]}), 999)
+    assert sum("NOT" in v or "not clear" in v for v in against) == 4
+    assert memorization.ladder_sizes([8, 32, 5000, 32], 100) == [8, 32, 100]
+
+
+# ---- copyright risk ---------------------------------------------------------------------------------
+def test_copyright_risk_summary_and_verdicts():
+    images = pd.DataFrame({"work": range(4), "info_bits": [10.0, 20.0, 30.0, 40.0], "fidelity": [0.9, 0.6, 0.1, 0.0],
+                           "closest_sample_l2": [0.01, 0.1, 0.3, 0.4], "copies_among_samples": [3, 0, 0, 0]})
+    ranked = images.assign(region=["rich and reproduced", "x", "y", "y"])
+    text = pd.DataFrame({"work": list("abcd"), "kind": ["document in A", "document in B", "canary x1", "canary x8"],
+                         "info_bits": [1000.0, 2000.0, 20.0, 20.0], "fidelity": [0.01, 0.03, 0.1, 0.9],
+                         "extractable": [np.nan, np.nan, 0.0, 1.0]})
+    m = copyright_risk.summarize(copyright_risk.WorkRisk(images, ranked, 25.0),
+                                 copyright_risk.WorkRisk(text, text.assign(region="low"), 510.0), 0.5, 0.15, 2)
+    assert m["image_works_reproduced"] == 2 and m["image_works_within_threshold"] == 2
+    assert m["image_works_extracted"] == 1 and m["image_info_bits_reproduced_mean"] == 15.0
+    assert m["canary_fidelity_by_dup"] == {1: 0.1, 8: 0.9} and m["document_fidelity_mean"] == pytest.approx(0.02)
+    assert m["image_riskiest"] == [0, 1]
+    said = " ".join(copyright_risk.verdicts(m, 0.5, 0.15))
+    assert "simpler digits more readily" in said and "far more completely than documents" in said
+    assert "No text work is both rich and reproduced" in said
+
+
+# ---- lm compression ---------------------------------------------------------------------------------
+def _rates(lm_rate: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = []
+    for text in ("heldout", "train"):
+        for chunking in ("2048-byte chunks", "unchunked"):
+            for name in ["lm", *baselines.COMPRESSORS]:
+                rate = lm_rate * (0.9 if text == "train" and name == "lm" else 1.0) if name == "lm" else 0.35
+                rows.append({"compressor": name, "label": name, "text": text, "chunking": chunking,
+                             "raw_rate": rate, "adjusted_rate": rate + 0.5})
+    details = pd.DataFrame([{"text": t, "chunking": c, "ideal_bits": 800.0, "original_bytes": 400,
+                             "overhead_pct": 0.01, "roundtrip_exact": True}
+                            for t in ("heldout", "train") for c in ("2048-byte chunks", "unchunked")])
+    return pd.DataFrame(rows), details
+
+
+def test_lm_compression_summary_and_verdicts():
+    lm = SimpleNamespace(name="gpt2-bytes", n_params=1000, tokenizer=None, name_or_path=None)
+    texts = lm_compression.Texts({}, b"x" * 5000, b"y" * 400, b"x" * 400)
+    rates, details = _rates(0.3)
+    m = lm_compression.summarize(lm, texts, rates, details, 2048, True)
+    assert m["rate_chunked_lm"] == 0.3 and m["lm_vs_gzip_chunked_ratio"] == pytest.approx(0.3 / 0.35)
+    assert m["lm_beats_gzip_and_lzma_chunked"] and m["best_compressor_chunked"] == "lm"
+    assert m["model_bits_per_byte_heldout"] == 2.0 and m["model_bytes_float16"] == 2000
+    assert m["lm_heldout_minus_train_bits_per_byte"] == pytest.approx(8 * 0.03)
+    assert any("beats gzip" in v for v in lm_compression.verdicts(m, 2048))
+    worse = lm_compression.summarize(lm, texts, *_rates(0.4), 2048, True)
+    assert not worse["lm_beats_gzip_and_lzma_chunked"] and worse["best_compressor_chunked"] != "lm"
+    assert any("does NOT beat gzip" in v for v in lm_compression.verdicts(worse, 2048))
+    assert list(lm_compression.rates_table(rates).columns[:2]) == ["compressor", "label"]
+
+
+def test_sweep_summary_finds_the_u_and_whether_the_best_size_grows():
+    rows = [(d, name, p, r) for d, rates in ((1000, (0.9, 0.5, 0.7)), (8000, (0.9, 0.8, 0.4)))
+            for (name, p), r in zip((("s", 10), ("m", 100), ("l", 1000)), rates)]
+    table = pd.DataFrame(rows, columns=["data_bytes", "model", "n_params", "adjusted_rate"])
+    best = pd.DataFrame([(1000, "m", 100, 0.5), (8000, "l", 1000, 0.4)], columns=table.columns)
+    m = lm_compression.summarize_sweep(table, best)
+    assert m["sweep_u_shape_by_data_bytes"] == {1000: True, 8000: False}
+    assert m["sweep_best_grows_with_data"] and m["sweep_best_model_params_by_data_bytes"] == {1000: 100, 8000: 1000}
+    said = lm_compression.sweep_verdicts(m, table)
+    assert "a U" in said[0] and "the largest model is best" in said[1] and said[-1].endswith("grows with the data")
+
+
+# ---- description length -----------------------------------------------------------------------------
+def _description_inputs(dup_bits: float):
+    sizes = pd.DataFrame({"train_bytes": [1000, 2000], "model_bits": [16000.0] * 2, "data_bits": [5000.0, 9000.0],
+                          "prequential_bits": [8000.0, 12000.0], "uniform_bits": [8000.0, 16000.0],
+                          "two_part_bits": [21000.0, 25000.0], "two_part_bits_fp32": [37000.0, 41000.0],
+                          "next_block_bits": [4000.0, np.nan], "uniform_bits_per_byte": [8.0, 8.0],
+                          "two_part_bits_per_byte": [21.0, 12.5], "data_bits_per_byte": [5.0, 4.5],
+                          "prequential_bits_per_byte": [8.0, 6.0]})
+    memorized = pd.DataFrame({"work": ["dup", "once", "ctrl1", "ctrl2"],
+                              "kind": ["training work"] * 2 + ["held-out control"] * 2, "copies": [8, 1, 0, 0],
+                              "memorized_bits": [dup_bits, 10.0, 1.0, -1.0],
+                              "memorized_bits_per_byte": [dup_bits / 100, 0.1, 0.01, -0.01],
+                              "memorized_bits_adjusted": [dup_bits, 10.0, 1.0, -1.0],
+                              "memorized_bits_adjusted_per_byte": [dup_bits / 100, 0.1, 0.01, -0.01]})
+    gap = description_length.Gap({"gap_bits": 50.0, "gap_bits_per_byte": 0.05, "n_bytes": 1000},
+                                 {"gap_bits_per_byte": 0.04, "low": 0.01, "high": 0.07}, pd.DataFrame(),
+                                 {"gap_bits_per_byte": 0.0, "n_bytes": 1000}, {"gap_bits_per_byte": 0.02, "n_bytes": 1000},
+                                 0.02)
+    return sizes, memorized, gap
+
+
+def test_description_length_summary_bits_per_parameter_and_verdicts():
+    sizes, memorized, gap = _description_inputs(500.0)
+    m = description_length.summarize(sizes, [0, 1000, 2000], gap, memorized, "dup", 8, 1000, 2000, 500)
+    assert m["block_bits"] == [8000.0, 4000.0] and m["prequential_model_bits"] == 3000.0
+    assert m["generalization_gap_calibrated_bits"] == pytest.approx(20.0)
+    assert m["memorized_bits_duplicated_work"] == 500.0 and m["memorization_noise_bits_per_byte"] == pytest.approx(
+        np.std([0.01, -0.01], ddof=1))
+    per_param = description_length.bits_per_parameter(sizes, memorized, gap, "dup", 1000, 2000, 16)
+    assert per_param.set_index("quantity").loc["prequential − L(data | final weights)", "bits_per_parameter"] == 3.0
+    said = " ".join(description_length.verdicts(m, 16))
+    assert "the prequential code is the shortest" in said and "reliably cheaper" in said
+    assert "Duplication raises memorisation" in said
+    sizes, memorized, gap = _description_inputs(1.5)  # the duplicated work barely above the controls' scatter
+    m = description_length.summarize(sizes, [0, 1000, 2000], gap, memorized, "dup", 8, 1000, 2000, 500)
+    assert "NOT clearly more memorised" in " ".join(description_length.verdicts(m, 16))
+
+
+# ---- royalty shares ---------------------------------------------------------------------------------
+def test_royalty_metrics_summary_and_verdicts():
+    game = SimpleNamespace(owners=["a", "b"], n=2)
+    pay = {"shares": np.array([[0.8, 0.2], [0.6, 0.4]]), "loo_shares": np.eye(2), "similarity": np.full((2, 2), 0.5),
+           "shapley": np.array([[8.0, 2.0], [6.0, 4.0]]), "shapley_se": np.full((2, 2), 0.5)}
+    m = royalty_shares.payout_metrics("g", game, pay)
+    assert m["g_prompted_owner_top_share_rate"] == 0.5 and m["g_mean_prompted_share"] == pytest.approx(0.6)
+    assert m["g_loo_prompted_owner_top_share_rate"] == 1.0 and m["g_similarity_prompted_owner_top_share_rate"] == 0.0
+    assert m["g_share_matrix"] == {"a": {"a": 0.8, "b": 0.2}, "b": {"a": 0.6, "b": 0.4}}
+    summary = royalty_shares.summary_table(m, {"g": game})
+    assert summary["uniform_share"].tolist() == [0.5] * 3 and summary["top_share_rate"].tolist() == [0.5, 1.0, 0.0]
+    m.update({f"g_{k}": 1.0 for k in ("median_se_utility_bits", "median_se_full_minus_base_bits",
+                                      "median_se_if_independent_bits")})
+    said = royalty_shares.verdicts(m, {"g": game}, {"g": pay})
+    assert any("the claim does NOT hold" in v for v in said)
+    miss = next(v for v in said if v.startswith("  miss"))
+    assert "prompt b pays a most" in miss and "larger than the Monte Carlo noise" in miss
+
+
+def test_estimator_metrics_name_each_estimator():
+    summary = pd.DataFrame([("g", est, b, 0.1 * b) for est in ("KernelSHAP (paired)", "permutation (antithetic)",
+                                                                "permutation (plain)") for b in (4, 8)],
+                           columns=["dataset", "estimator", "budget", "share_l1_error"])
+    m = royalty_shares.estimator_metrics(summary)
+    assert set(m) == {"g_estimator_share_l1_error_kernelshap", "g_estimator_share_l1_error_permutation_antithetic",
+                      "g_estimator_share_l1_error_permutation_plain"}
+    assert m["g_estimator_share_l1_error_kernelshap"] == {"4": pytest.approx(0.4), "8": pytest.approx(0.8)}
+
+
+def test_digit_game_data_splits_classes():
+    owners, public = royalty_shares.digit_game_data([0, 3])
+    assert list(owners) == ["digit0", "digit3"] and len(public) == 8 and "digit3" not in public
