@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from copystudy import compression
 from copystudy import description_length as dl
 
 
@@ -105,7 +106,7 @@ def test_two_part_bookkeeping():
     assert dl.two_part_bits(m, data, bits_per_param=32)["model_bits"] == 320
     assert dl.uniform_bits(200) == 1600
     with pytest.raises(ValueError):
-        dl.weight_bits(10, 0)
+        compression.model_bits(10, 0)
 
 
 def test_code_lengths_by_size_with_uniform_learner():

@@ -65,7 +65,7 @@ def train(module: torch.nn.Module, batch_loss: Callable[[int], torch.Tensor], st
     The learning rate follows `cosine_lr`; gradients are clipped to norm `clip`."""
     groups = groups if groups is not None else decay_groups(module, weight_decay)
     opt = torch.optim.AdamW(groups, lr=lr, betas=betas)
-    params = [p for group in opt.param_groups for p in group["params"]]
+    params = [p for p in module.parameters() if p.requires_grad]  # clipped in the module's order
     module.train()
     losses = []
     bar = progress(range(steps), desc=desc, disable=not progress_bar or None)
