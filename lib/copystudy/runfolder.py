@@ -74,8 +74,9 @@ def check_writable(run_dir: Path, protected: list[Path] = ()) -> None:
     for keep in protected:
         keep = Path(keep).absolute()
         if run_dir == keep or run_dir in keep.parents:
-            raise ParameterError(f"--out {run_dir} holds {keep}, which a run would replace; "
-                                 f"give a new folder, e.g. --out {run_dir / 'my-run'}")
+            what = "is" if run_dir == keep else "contains"
+            raise ParameterError(f"--out {run_dir} {what} the folder you run from or the project ({keep}), which a "
+                                 f"run would replace; give a new folder, e.g. --out {run_dir / 'my-run'}")
     if run_dir.exists() and not run_dir.is_dir():
         raise ParameterError(f"--out {run_dir} is a file, not a folder; give a new folder for the run")
     if run_dir.is_dir() and any(run_dir.iterdir()) and not is_ours(run_dir):
