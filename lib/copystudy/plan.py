@@ -171,7 +171,7 @@ def choose_run_dir(name: str, values: dict, params_file: Path, sets: list[str], 
     never one the runner could not write or must not replace (see runfolder.check_writable)."""
     protected = [Path.cwd(), root]
     if out:
-        run_dir = Path(out).expanduser().absolute()
+        run_dir = Path(os.path.abspath(Path(out).expanduser()))  # "." and ".." resolved, so nothing hides behind them
         runfolder.check_writable(run_dir, protected)
         if _holds_other_params(run_dir, values):
             raise ParameterError(f"--out {run_dir} holds a run with different parameters; "
