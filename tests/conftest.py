@@ -69,7 +69,7 @@ if fail:
     raise ValueError("asked to fail")
 time.sleep(float(os.environ.get("TOY_SLEEP", 0)))  # the tests interrupt a run here
 report.save_metrics({"n": n, "rate": rate, "sizes": sizes, "cwd_ok": os.path.basename(os.getcwd()) != ""})
-report.save_timings({"body_seconds": 0.1})
+report.save_timings({"body_seconds": 0.1, "omp_threads": os.environ.get("OMP_NUM_THREADS")})
 report.record_input("numbers", bytes(range(n)))
 import matplotlib; matplotlib.use("Agg")
 import matplotlib.pyplot as plt, pandas as pd

@@ -92,7 +92,7 @@ def test_run_writes_the_results_tree(project):
     assert json.loads((run_dir / "metrics.json").read_text())["n"] == 4
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "ok" and manifest["seed"] == 0 and manifest["versions"]["torch"]
-    assert manifest["created_by"] == "copystudy" and manifest["timings"] == {"body_seconds": 0.1}
+    assert manifest["created_by"] == "copystudy" and manifest["timings"]["body_seconds"] == 0.1
     assert not (run_dir / ".copystudy-run").exists() and not (run_dir / "timings.json").exists()
     assert not list((project / "results" / "toy").glob("*.lock"))
     assert set(manifest["inputs_sha256"]) == {"numbers"} and manifest["wall_seconds"] > 0
@@ -146,3 +146,14 @@ def test_set_one_key_of_a_dict_parameter_and_local_model_paths(tmp_path, monkeyp
     assert values["model"]["name_or_path"] == "gpt2"  # a hub id stays as it is
     with pytest.raises(ParameterError, match="not a dict parameter"):
         plan.resolve_parameters("lm_compression", sets=["seed.x=1"])
+
+
+def test_threads_reach_the_kernel_and_the_manifest(project, tmp_path):
+    env = {"COPYSTUDY_ROOT": str(project), "OMP_NUM_THREADS": "2"}
+    run_cli("run", "toy", "--quiet", "--threads", "1", "--out", str(tmp_path / "one"), cwd=project, env=env)
+    manifest = json.loads((tmp_path / "one" / "manifest.json").read_text())
+    assert manifest["timings"]["omp_threads"] == "1" and manifest["threads"]["OPENBLAS_NUM_THREADS"] == "1"
+    run_cli("run", "toy", "--quiet", "--out", str(tmp_path / "default"), cwd=project, env=env)
+    assert json.loads((tmp_path / "default" / "manifest.json").read_text())["timings"]["omp_threads"] == "2"
+    proc = run_cli("run", "toy", "--threads", "0", cwd=project, env=env, check=False)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: --threads must be a whole number >= 1, got 0"

@@ -45,7 +45,7 @@ def cmd_run(args) -> int:
                       f"{checked.run_dir}")
                 continue
             run_dir = runner.run(name, args.params, args.set or [], args.out, progress_bar=not args.quiet,
-                                 root=root)
+                                 root=root, threads=args.threads)
             print(f"{name}: done -> {run_dir}")
         except ParameterError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -70,6 +70,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one parameter (repeatable)")
     run.add_argument("--out", help="run folder (default: results/NAME/<set>)")
     run.add_argument("--quiet", action="store_true", help="no papermill progress bar")
+    run.add_argument("--threads", type=int, metavar="N",
+                     help="threads for torch, BLAS and OpenMP in the notebook's kernel (default: as the environment "
+                          "says, every core); 1 when other heavy work shares the machine")
     run.add_argument("--check", action="store_true",
                      help="check the parameters, the inputs they name and the run folder, then exit without running")
     run.set_defaults(func=cmd_run)

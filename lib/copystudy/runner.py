@@ -23,12 +23,14 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
 import yaml
 
 from copystudy import runfolder
+from copystudy.params import ParameterError
 from copystudy.plan import Plan, prepare, project_root
 
 KERNEL_NAME = "copystudy"
@@ -161,9 +163,32 @@ def _on_sigterm(signum, frame):
     raise _Terminated()
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS")
+
+
+@contextmanager
+def kernel_threads(threads: int | None):
+    """Thread counts (torch, BLAS, OpenMP) for a kernel started inside the block: `threads`, or as the
+    environment already says (by default every core). Two threads that spin against another busy
+    process run several times slower than one; `--threads 1` is for a machine shared with other work."""
+    if threads is None:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
+    os.environ.update({k: str(threads) for k in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
 def run(name: str, params_file: str | Path | None = None, sets: list[str] = (), out: str | None = None,
-        progress_bar: bool = True, root: Path | None = None) -> Path:
+        progress_bar: bool = True, root: Path | None = None, threads: int | None = None) -> Path:
     """Execute notebook NAME; returns the finished run folder. Raises ParameterError or RunFailed."""
+    if threads is not None and threads < 1:
+        raise ParameterError(f"--threads must be a whole number >= 1, got {threads}")
     root = root or project_root()
     plan = prepare(name, params_file, sets, out, root)
     run_dir = plan.run_dir
@@ -175,7 +200,8 @@ def run(name: str, params_file: str | Path | None = None, sets: list[str] = (), 
                   file=sys.stderr)
         salvaged = salvage(run_dir)
         work = runfolder.start(run_dir, info)
-        return _execute(plan, work, list(sets), progress_bar, root, info["started"], keep_failed=bool(salvaged))
+        with kernel_threads(threads):
+            return _execute(plan, work, list(sets), progress_bar, root, info["started"], keep_failed=bool(salvaged))
 
 
 def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: Path, started: str,
@@ -194,7 +220,8 @@ def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: 
     manifest = {"created_by": runfolder.CREATED_BY, "notebook": str(plan.notebook.relative_to(root)),
                 "params_file": str(plan.params_file), "overrides": sets, "seed": plan.values.get("seed"),
                 "git": git_state(root), "versions": versions(), "machine": machine(), "kernel": kernel,
-                "started": started, "status": "running", "pid": os.getpid()}
+                "started": started, "status": "running", "pid": os.getpid(),
+                "threads": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ}}
     manifest_path = work / "manifest.json"
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"running {plan.notebook.name} -> {run_dir}", file=sys.stderr)
