@@ -11,6 +11,23 @@ import numpy as np
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
+class NotUTF8(ValueError):
+    """Bytes that are not UTF-8, with where the first bad byte is (line and column from 1)."""
+
+    def __init__(self, line: int, column: int, byte: int):
+        super().__init__(f"line {line}, column {column}: not UTF-8 (byte 0x{byte:02x})")
+        self.line, self.column, self.byte = line, column, byte
+
+
+def decode_utf8(raw: bytes) -> str:
+    """UTF-8 text of a file's bytes (a byte-order mark, as spreadsheets write it, is dropped); NotUTF8 if not."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        start = raw.rfind(b"\n", 0, exc.start) + 1
+        raise NotUTF8(raw[: exc.start].count(b"\n") + 1, exc.start - start + 1, raw[exc.start]) from None
+
+
 def python_docs() -> dict[str, bytes]:
     """Python's reference documentation (pydoc_data.topics): topic -> UTF-8 text, ~465 KB of prose."""
     from pydoc_data.topics import topics

@@ -33,6 +33,7 @@ from __future__ import annotations
 import ast
 import io
 import math
+import operator
 import re
 import tokenize
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ class ParameterError(ValueError):
 # ---- specs --------------------------------------------------------------------------------------
 BASES = ("int", "float", "bool", "str", "path", "dict", "text files", "image folder")
 _BOUND = re.compile(r"\s*(?:(>=|<=|>|<)\s*(\S+)|in\s*([\[(])\s*([^,\s]+)\s*,\s*([^\])\s]+)\s*([\])]))")
-_OPS = {">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b}
+_OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 
 
 @dataclass(frozen=True)
@@ -283,33 +284,37 @@ def yaml_value(text: str):
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        raise ParameterError(f"cannot read {text!r} as a value: {_yaml_problem(exc)}") from None
+        line, column, problem = _yaml_problem(exc)
+        where = f"line {line}, column {column}: " if line else ""
+        raise ParameterError(f"cannot read {text!r} as a value: {where}{problem}") from None
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, int | None, str]:
+    """(line, column, problem) of a YAML error, lines and columns from 1 (None when PyYAML gives no mark)."""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     mark = getattr(exc, "problem_mark", None)
-    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark else problem
+    return (mark.line + 1, mark.column + 1, problem) if mark else (None, None, problem)
 
 
 def read_params_file(path: Path) -> tuple[dict, dict[str, int]]:
     """A YAML parameter set: (name -> value, name -> line). One-line ParameterError with file:line:column."""
-    raw = path.read_bytes()
+    from copystudy.data import NotUTF8, decode_utf8
+
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise ParameterError(f"{path}:{line}:{column}: not UTF-8 (byte 0x{raw[exc.start]:02x}); "
+        text = decode_utf8(path.read_bytes())
+    except NotUTF8 as exc:
+        raise ParameterError(f"{path}:{exc.line}:{exc.column}: not UTF-8 (byte 0x{exc.byte:02x}); "
                              "save the file as UTF-8") from None
+    loader = _Loader(text)
     try:
-        node = yaml.compose(text, Loader=_Loader)
-        loaded = yaml.load(text, Loader=_Loader)
+        node = loader.get_single_node()  # parsed once: the values, and the line of every key
+        loaded = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        line, column, problem = _yaml_problem(exc)
+        where = f"{path}:{line}:{column}" if line else str(path)
         raise ParameterError(f"{where}: not valid YAML: {problem}") from None
+    finally:
+        loader.dispose()
     if loaded is None or loaded == {}:
         raise ParameterError(f"{path}: the file is empty, it sets no parameters; write `name: value` lines, "
                              "or leave out --params to run the notebook's default set")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import NotUTF8, decode_utf8
 from .royalty import royalty_shares
 from .shapley import ESTIMATORS, coalition_matrix, estimate_shapley
 
@@ -63,13 +64,10 @@ def read_utilities(path: str | Path) -> dict[frozenset[str], float]:
     path = Path(path)
     if not path.is_file():
         raise GameError(f"{path}: no such file")
-    raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")  # a spreadsheet's UTF-8 starts with a byte-order mark
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise GameError(f"{path}: line {line} is not UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as "
-                        "CSV UTF-8") from None
+        text = decode_utf8(path.read_bytes())
+    except NotUTF8 as exc:
+        raise GameError(f"{path}: line {exc.line} is not UTF-8 (byte 0x{exc.byte:02x}); save the file as CSV UTF-8") from None
     with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         columns = [c.strip() for c in (reader.fieldnames or [])]
