@@ -20,7 +20,7 @@ import yaml
 
 from copystudy import runfolder
 from copystudy.param_rules import check_rules
-from copystudy.params import ParameterError, declared_parameters, read_params_file, yaml_value
+from copystudy.params import Parameter, ParameterError, declared_parameters, read_params_file, yaml_value
 
 PATH_KEY_SUFFIXES = ("_dir", "_path", "_file", "_files")
 
@@ -69,15 +69,15 @@ def parse_set(item: str):
 
 
 def resolve_parameters(name: str, params_file: str | Path | None = None, sets: list[str] = (),
-                       root: Path | None = None) -> tuple[dict, Path]:
+                       root: Path | None = None, declared: dict[str, Parameter] | None = None) -> tuple[dict, Path]:
     """Defaults of the notebook < the params file < --set values, each checked against its declared spec.
 
-    Returns (values, params_file used). Raises a one-line ParameterError naming the source, the key,
-    the valid values and what was given.
+    declared: the notebook's declarations, when the caller has read them already. Returns (values,
+    params_file used). Raises a one-line ParameterError naming the source, the key, the valid values
+    and what was given.
     """
     root = root or project_root()
-    path = find_notebook(name, root)
-    declared = declared_parameters(path)
+    declared = declared if declared is not None else declared_parameters(find_notebook(name, root))
     if params_file is None:
         params_file = root / "params" / name / "default.yaml"
     params_file = Path(params_file)
@@ -106,11 +106,10 @@ def resolve_parameters(name: str, params_file: str | Path | None = None, sets: l
     return values, params_file
 
 
-def check_inputs(name: str, values: dict, root: Path | None = None) -> None:
+def check_inputs(declared: dict[str, Parameter], values: dict) -> None:
     """Every input file and folder the parameters name exists and reads (text files, image folders)."""
     from copystudy import data
 
-    declared = declared_parameters(find_notebook(name, root))
     for key, p in declared.items():
         value = values.get(key)
         if value is None:
@@ -217,8 +216,9 @@ def prepare(name: str, params_file: str | Path | None = None, sets: list[str] = 
     """
     root = root or project_root()
     notebook = find_notebook(name, root)
-    values, params_file = resolve_parameters(name, params_file, list(sets), root)
-    check_inputs(name, values, root)
+    declared = declared_parameters(notebook)
+    values, params_file = resolve_parameters(name, params_file, list(sets), root, declared)
+    check_inputs(declared, values)
     run_dir = choose_run_dir(name, values, params_file, list(sets), out, root)
     holder = runfolder.lock_holder(run_dir)
     if holder is not None:
