@@ -125,13 +125,7 @@ def locked(run_dir: Path, info: dict):
             os.close(fd)
             if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
-            holder = None
-            for _ in range(20):  # the holder writes its details right after it takes the lock
-                holder = read_json(path)
-                if holder:
-                    break
-                time.sleep(0.05)
-            raise RunLocked.held_by(run_dir, holder) from None
+            raise RunLocked.held_by(run_dir, _holder(path)) from None
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:
@@ -157,28 +151,36 @@ def locked(run_dir: Path, info: dict):
             os.close(fd)
 
 
+def _holder(path: Path) -> dict | None:
+    """What the live holder of a lock wrote about itself (it writes right after it takes the lock)."""
+    for _ in range(20):
+        holder = read_json(path)
+        if holder:
+            return holder
+        time.sleep(0.05)
+    return None
+
+
 def lock_holder(run_dir: Path) -> dict | None:
-    """Who holds RUN_DIR.lock now (its details), or None when no live run holds it."""
+    """Who holds RUN_DIR.lock now (its details, {} if it has not written them), or None when no live run does."""
     path = lock_file(run_dir)
-    if not path.exists():
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:  # no lock, or its holder just finished
         return None
-    fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
-        return read_json(path) or {}
+        return _holder(path) or {}
     finally:
         os.close(fd)
     return None
 
 
 def start(run_dir: Path, info: dict) -> Path:
-    """A fresh RUN_DIR.running/ with our marker (a stale one of ours is removed first)."""
+    """A new RUN_DIR.running/ with our marker (a stale one was salvaged before, a foreign one refused by
+    check_writable; one that appeared since is an error here, never overwritten)."""
     work = running(run_dir)
-    if work.exists():
-        if not is_ours(work):
-            raise ParameterError(f"{work} exists and is not copystudy's; move it away")
-        shutil.rmtree(work)
     try:
         work.mkdir(parents=True)
         (work / MARKER).write_text(json.dumps(info) + "\n")
