@@ -10,13 +10,15 @@ import pytest
 
 from copystudy import baselines
 from copystudy.experiments import copyright_risk, description_length, lm_compression, memorization, royalty_shares
-from copystudy.verdicts import trend
+from copystudy.verdicts import rises, trend
 
 
 def test_trend():
     assert trend([1, 2, 3], [1, 5, 9]) == pytest.approx(1.0)
     assert trend([1, 2, 3], [9, 5, 1]) == pytest.approx(-1.0)
     assert np.isnan(trend([1, 2, 3], [4, 4, 4]))
+    assert rises({1: 0.1, 2: 0.5}, "up", "flat") == (pytest.approx(1.0), "up")
+    assert rises({1: 0.5, 2: 0.1}, "up", "flat")[1] == "flat" and rises({1: 3, 2: 3}, "up", "flat")[1] == "flat"
 
 
 # ---- memorization -----------------------------------------------------------------------------------

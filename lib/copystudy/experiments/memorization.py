@@ -16,7 +16,7 @@ import pandas as pd
 
 from copystudy import canaries, extraction, models
 from copystudy.training import progress
-from copystudy.verdicts import trend
+from copystudy.verdicts import rises
 
 
 @dataclass
@@ -148,24 +148,21 @@ def verdicts(m: dict, n_candidates: int) -> list[str]:
            "-> As in Carlini et al.: a model trained on few images reproduces them; with many images it generalises."
            if rates[small] > rates[large] + 0.3 else
            "-> The expected fall of extraction with N does NOT appear clearly at this scale and training length."]
-    t_len = trend(list(steps), list(steps.values()))
+    t_len, said = rises(steps, "-> Longer training memorises more, as expected.",
+                        "-> The expected rise with training length is not clear here.")
     out += [f"Extraction vs training length at N={m['length_n']}: rates {[round(v, 2) for v in steps.values()]} "
-            f"at steps {list(steps)} (rank correlation {t_len:.2f}).",
-            "-> Longer training memorises more, as expected." if t_len > 0.5 else
-            "-> The expected rise with training length is not clear here."]
+            f"at steps {list(steps)} (rank correlation {t_len:.2f}).", said]
     expo = m["exposure_by_dup"]
-    t_dup = trend(list(expo), list(expo.values()))
+    _, said = rises(expo, "-> Exposure rises with duplication, as in the Secret Sharer.",
+                    "-> Exposure does NOT clearly rise with duplication at this scale.")
     out += [f"Largest LM ({m['largest_lm']}): extractable fraction by duplication "
             f"{ {d: round(v, 2) for d, v in m['extractable_fraction_by_dup'].items()} }, exposure (bits, max "
-            f"{np.log2(n_candidates + 1):.1f}) { {d: round(v, 1) for d, v in expo.items()} }.",
-            "-> Exposure rises with duplication, as in the Secret Sharer." if t_dup > 0.5 else
-            "-> Exposure does NOT clearly rise with duplication at this scale."]
+            f"{np.log2(n_candidates + 1):.1f}) { {d: round(v, 1) for d, v in expo.items()} }.", said]
     by_size = m["exposure_by_size"]
-    t_size = trend(list(by_size), list(by_size.values()))
+    t_size, said = rises(by_size, "-> Larger models memorise more, as in Carlini et al. 2022.",
+                         "-> The rise with model size does NOT appear at this scale (small models, short training).")
     out += [f"Mean exposure by model size: { {p: round(v, 1) for p, v in by_size.items()} } "
-            f"(rank correlation {t_size:.2f}).",
-            "-> Larger models memorise more, as in Carlini et al. 2022." if t_size > 0.5 else
-            "-> The rise with model size does NOT appear at this scale (small models, short training)."]
+            f"(rank correlation {t_size:.2f}).", said]
     return out
 
 
