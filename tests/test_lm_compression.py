@@ -112,12 +112,13 @@ def test_sweep_steps_cover_the_data_and_corpus_mixes_in_stdlib():
 
 def test_coding_in_stream_batches_gives_the_same_code(tiny_lm):
     """Chunks coded in several lock-step batches give the same sizes as one batch (the predictor sees
-    each stream alone), and still decode exactly."""
+    each stream alone) up to float32 rounding, which depends on the batch's shape, and still decode
+    exactly (the decoder runs the encoder's batches)."""
     one = compression.lm_code(tiny_lm, TEXT[:1500], chunk_size=200, show_progress=False)
     many = compression.lm_code(tiny_lm, TEXT[:1500], chunk_size=200, show_progress=False, stream_batch=3)
-    assert many["roundtrip_exact"] and many["n_chunks"] == one["n_chunks"] == 8
-    assert many["coded_bits"] == one["coded_bits"]
-    assert many["ideal_bits"] == pytest.approx(one["ideal_bits"], rel=1e-12)
+    assert many["roundtrip_exact"] and one["roundtrip_exact"] and many["n_chunks"] == one["n_chunks"] == 8
+    assert abs(many["coded_bits"] - one["coded_bits"]) <= 32 * many["n_chunks"]  # a word per stream at most
+    assert many["ideal_bits"] == pytest.approx(one["ideal_bits"], rel=1e-6)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "corrupt", "missing"])

@@ -149,11 +149,13 @@ def test_set_one_key_of_a_dict_parameter_and_local_model_paths(tmp_path, monkeyp
 
 
 def test_threads_reach_the_kernel_and_the_manifest(project, tmp_path):
-    env = {"COPYSTUDY_ROOT": str(project), "OMP_NUM_THREADS": "2"}
-    run_cli("run", "toy", "--quiet", "--threads", "1", "--out", str(tmp_path / "one"), cwd=project, env=env)
-    manifest = json.loads((tmp_path / "one" / "manifest.json").read_text())
-    assert manifest["timings"]["omp_threads"] == "1" and manifest["threads"]["OPENBLAS_NUM_THREADS"] == "1"
+    """--threads N reaches the kernel; by default it gets one thread whatever the environment says."""
+    env = {"COPYSTUDY_ROOT": str(project), "OMP_NUM_THREADS": "4"}
+    run_cli("run", "toy", "--quiet", "--threads", "2", "--out", str(tmp_path / "two"), cwd=project, env=env)
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert manifest["timings"]["omp_threads"] == "2" and manifest["threads"]["OPENBLAS_NUM_THREADS"] == "2"
+    assert manifest["executor"] == {"executor": "in-process"}
     run_cli("run", "toy", "--quiet", "--out", str(tmp_path / "default"), cwd=project, env=env)
-    assert json.loads((tmp_path / "default" / "manifest.json").read_text())["timings"]["omp_threads"] == "2"
+    assert json.loads((tmp_path / "default" / "manifest.json").read_text())["timings"]["omp_threads"] == "1"
     proc = run_cli("run", "toy", "--threads", "0", cwd=project, env=env, check=False)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --threads must be a whole number >= 1, got 0"

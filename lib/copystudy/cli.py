@@ -45,7 +45,7 @@ def cmd_run(args) -> int:
                       f"{checked.run_dir}")
                 continue
             run_dir = runner.run(name, args.params, args.set or [], args.out, progress_bar=not args.quiet,
-                                 root=root, threads=args.threads)
+                                 root=root, threads=args.threads, workers=args.workers, scheduler=args.scheduler)
             print(f"{name}: done -> {run_dir}")
         except ParameterError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -57,6 +57,17 @@ def cmd_run(args) -> int:
         print(f"failed: {', '.join(failures)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _workers(text: str) -> int:
+    if text == "auto":
+        from copystudy.parallel import usable_cores
+
+        return usable_cores()
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 or 'auto', got {text!r}") from None
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -71,8 +82,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--out", help="run folder (default: results/NAME/<set>)")
     run.add_argument("--quiet", action="store_true", help="no papermill progress bar")
     run.add_argument("--threads", type=int, metavar="N",
-                     help="threads for torch, BLAS and OpenMP in the notebook's kernel (default: as the environment "
-                          "says, every core); 1 when other heavy work shares the machine")
+                     help="threads for torch, BLAS and OpenMP in the notebook's kernel (default 1: the study's "
+                          "models are small; more for a large pretrained model on a machine of its own)")
+    run.add_argument("--workers", type=_workers, metavar="N",
+                     help="run the parallel tasks (coalition models, sweep cells, the memorisation ladder) on a local "
+                          "Dask cluster of N single-threaded worker processes; 'auto': one per core")
+    run.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run them on the Dask cluster at ADDRESS instead (default: $COPYSTUDY_SCHEDULER if set)")
     run.add_argument("--check", action="store_true",
                      help="check the parameters, the inputs they name and the run folder, then exit without running")
     run.set_defaults(func=cmd_run)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,19 @@ class PixelRecipe:
         return model.image_shape
 
 
+_PRETRAINED: dict = {}  # the last pretrained pipeline this process loaded, by its spec
+
+
+def pretrained_model(model_config: dict):
+    """The pretrained text-to-image model of a spec, loaded once per process (a Dask worker that runs
+    many coalitions of one game loads it once)."""
+    key = repr(sorted(model_config.items()))
+    if key not in _PRETRAINED:
+        _PRETRAINED.clear()
+        _PRETRAINED[key] = models.build({"family": "diffusion", **model_config})
+    return _PRETRAINED[key]
+
+
 class LoraRecipe:
     """A pretrained text-to-image model; every coalition is one LoRA adapter on it (the re-implementation's)."""
 
@@ -133,7 +147,7 @@ class LoraRecipe:
         """The pretrained model, plus a "null" LoRA on the public data when there is any and
         pretrain.steps > 0."""
         if game.loaded_base is None:
-            game.loaded_base = models.build({"family": "diffusion", **game.model_config})
+            game.loaded_base = pretrained_model(game.model_config)
         pretrained, cfg = game.loaded_base, game.pretrain
         if not len(game.public_images) or cfg.steps <= 0:
             return pretrained, {"train_seconds": 0.0}, False
@@ -254,11 +268,21 @@ class CoalitionGame:
     def for_each_coalition(self, fn, desc: str = "coalitions"):
         """fn(mask, model) for every coalition mask 0..2**n-1 (bit i = owner i); returns the results.
 
-        Models are obtained one at a time (trained or loaded) and dropped after use."""
-        from copystudy.training import progress
+        Each coalition is one task (`copystudy.parallel.map_tasks`): here in turn, or on a Dask
+        cluster's workers, which load the base from the model cache (it is obtained here first, so
+        no two workers train it). Models are dropped after use."""
+        from copystudy import parallel
 
-        return [fn(mask, self.model([i for i in range(self.n) if mask >> i & 1]))
-                for mask in progress(range(2**self.n), desc=desc)]
+        self.base_model()
+        results = parallel.map_tasks(partial(_coalition_task, self, fn), range(2**self.n), desc=desc)
+        for _, entries in results:
+            self.log += entries
+        return [value for value, _ in results]
+
+    def __getstate__(self):
+        """Pickled for a worker without the models it holds: the worker loads the base from the
+        cache (or the pretrained model from its folder or hub id) itself."""
+        return {**self.__dict__, "loaded_base": None, "_base": None}
 
     def training_summary(self) -> dict:
         trained = {e["coalition"] for e in self.log if e["trained"] and e["kind"] == "finetune"}
@@ -267,6 +291,16 @@ class CoalitionGame:
                 "finetunes_trained": len(trained),
                 "finetune_seconds_mean": float(np.mean(list(finetunes.values()))) if finetunes else 0.0,
                 "finetune_seconds_total": float(np.sum(list(finetunes.values()))) if finetunes else 0.0}
+
+
+def _coalition_task(game: CoalitionGame, fn, mask: int):
+    """One coalition: its model (trained or loaded) and fn(mask, model); returns the value and the
+    game's log entries the model added (taken out of `game.log`, which the caller extends in order)."""
+    start = len(game.log)
+    value = fn(mask, game.model([i for i in range(game.n) if mask >> i & 1]))
+    entries = game.log[start:]
+    del game.log[start:]
+    return value, entries
 
 
 def build_game(owner_works: dict[str, np.ndarray], public: dict[str, np.ndarray], model_config: dict,

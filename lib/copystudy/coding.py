@@ -145,28 +145,47 @@ def _lock_step(predictor, lengths: list[int], code_column, progress=None) -> Non
                 probs = predictor.update(column)
 
 
-def encode_streams(predictor, streams: list, progress=None) -> Coded:
+def encode_streams(predictor, streams: list, progress=None, block_values: int = 2**22) -> Coded:
     """Range-code every stream (bytes, or arrays of token ids) with the predictor's probabilities;
-    all streams advance together."""
+    all streams advance together.
+
+    The predictor's rows are kept for a block of positions (at most `block_values` probabilities,
+    32 MB) and then coded with one call per stream: the range coder is a queue, so coding a block at
+    a time writes the same words as coding a symbol at a time."""
     arrays = [_symbols(s) for s in streams]
-    lengths = [len(a) for a in arrays]
-    steps = max(lengths, default=0)
+    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+    steps = int(lengths.max(initial=0))
     padded = np.zeros((len(arrays), steps), dtype=np.int32)
     for b, a in enumerate(arrays):
         padded[b, :len(a)] = a
     encoders = [constriction.stream.queue.RangeEncoder() for _ in arrays]
     bits = np.zeros(len(arrays))
+    rows: list[np.ndarray] = []  # the probability rows [B, V] of the positions not yet coded
+    block = None
+
+    def flush(end):
+        first = end - len(rows)
+        table = np.stack(rows, axis=1)  # [B, positions, V]
+        for b, n in enumerate(lengths):
+            if n > first:
+                last = min(end, n)
+                encoders[b].encode(padded[b, first:last], FAMILY, table[b, :last - first])
+        rows.clear()
 
     def code_column(t, probs):
-        for b, n in enumerate(lengths):
-            if t < n:
-                row = probs[b:b + 1]
-                encoders[b].encode(padded[b, t:t + 1], FAMILY, row)
-                bits[b] -= np.log2(row[0, padded[b, t]] / row[0].sum())
-        return padded[:, t]
+        nonlocal block
+        block = block or max(1, block_values // probs.size)
+        active = lengths > t
+        symbols = padded[:, t]
+        picked = probs[np.arange(len(symbols)), symbols] / probs.sum(1)
+        bits[active] -= np.log2(picked[active])
+        rows.append(probs)
+        if len(rows) == block or t + 1 == steps:
+            flush(t + 1)
+        return symbols
 
-    _lock_step(predictor, lengths, code_column, progress)
-    return Coded([e.get_compressed() for e in encoders], lengths, float(bits.sum()),
+    _lock_step(predictor, lengths.tolist(), code_column, progress)
+    return Coded([e.get_compressed() for e in encoders], lengths.tolist(), float(bits.sum()),
                  bits_per_stream=bits.tolist())
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
-from copystudy import baselines, coding, predictors
+from copystudy import baselines, coding, parallel, predictors
 from copystudy.models.causal_lm import CausalLM
 from copystudy.training import progress
 
@@ -150,24 +151,27 @@ def sweep(train_text: bytes, heldout_text: bytes, model_sizes: dict[str, dict], 
     too_big = [d for d in data_sizes if d > len(train_text)]
     if too_big:
         raise ValueError(f"sweep_data_sizes {too_big} exceed the {len(train_text)} training bytes available")
-    rows = []
     combos = [(d, name) for d in data_sizes for name in model_sizes]
-    bar = progress(combos, desc="sweep", disable=not show_progress or None)
-    for d, name in bar:
-        data = train_text[:d]
-        lm = CausalLM.from_config(**model_sizes[name], seed=seed)
-        n_steps = sweep_steps(d, steps, epochs, batch_size, lm.context)
-        t0 = time.perf_counter()
-        losses = lm.fit(data, steps=n_steps, batch_size=batch_size, lr=lr, seed=seed, progress_bar=False)
-        seconds = time.perf_counter() - t0
-        train_bits = float(lm.batched_bits(data, batch_size=32).sum())
-        held_bits = float(lm.batched_bits(heldout_text, batch_size=32).sum())
-        rows.append({"data_bytes": d, "model": name, "n_params": lm.n_params, "model_bytes": model_bytes(lm.n_params),
-                     "train_rate": train_bits / 8 / d, "adjusted_rate": adjusted_rate(train_bits / 8, d, lm.n_params),
-                     "heldout_rate": held_bits / 8 / len(heldout_text),
-                     "steps": n_steps, "epochs": n_steps * batch_size * min(lm.context, d - 1) / d,
-                     "final_loss_nats": float(np.mean(losses[-10:])), "train_seconds": seconds})
-    return pd.DataFrame(rows)
+    cell = partial(_sweep_cell, train_text, heldout_text, model_sizes, steps, batch_size, lr, seed, epochs)
+    return pd.DataFrame(parallel.map_tasks(cell, combos, desc="sweep", progress_bar=show_progress))
+
+
+def _sweep_cell(train_text, heldout_text, model_sizes, steps, batch_size, lr, seed, epochs, combo) -> dict:
+    """One cell of the sweep (a task): model size `name` trained on the first d bytes."""
+    d, name = combo
+    data = train_text[:d]
+    lm = CausalLM.from_config(**model_sizes[name], seed=seed)
+    n_steps = sweep_steps(d, steps, epochs, batch_size, lm.context)
+    t0 = time.perf_counter()
+    losses = lm.fit(data, steps=n_steps, batch_size=batch_size, lr=lr, seed=seed, progress_bar=False)
+    seconds = time.perf_counter() - t0
+    train_bits = float(lm.batched_bits(data, batch_size=32).sum())
+    held_bits = float(lm.batched_bits(heldout_text, batch_size=32).sum())
+    return {"data_bytes": d, "model": name, "n_params": lm.n_params, "model_bytes": model_bytes(lm.n_params),
+            "train_rate": train_bits / 8 / d, "adjusted_rate": adjusted_rate(train_bits / 8, d, lm.n_params),
+            "heldout_rate": held_bits / 8 / len(heldout_text),
+            "steps": n_steps, "epochs": n_steps * batch_size * min(lm.context, d - 1) / d,
+            "final_loss_nats": float(np.mean(losses[-10:])), "train_seconds": seconds}
 
 
 def sweep_steps(data_bytes: int, steps: int, epochs: float, batch_size: int, context: int) -> int:

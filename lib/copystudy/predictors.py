@@ -44,28 +44,51 @@ class TablePredictor:
         return self._row()
 
 
-def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
-    d = x - np.add.reduce(x, axis=-1, keepdims=True) / x.shape[-1]
-    var = np.add.reduce(d * d, axis=-1, keepdims=True) / x.shape[-1]
-    return d / np.sqrt(var + eps) * w + b
+def _normalize(x: np.ndarray, eps) -> np.ndarray:
+    """Layer norm without its affine part (folded into the next matrix by LMPredictor)."""
+    d = x - np.add.reduce(x, axis=-1, keepdims=True) * x.dtype.type(1 / x.shape[-1])
+    var = np.add.reduce(d * d, axis=-1, keepdims=True) * x.dtype.type(1 / x.shape[-1])
+    var += eps
+    np.sqrt(var, out=var)
+    d /= var
+    return d
 
 
-def _gelu_new(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x * x * x)))
+def _twice_gelu_new(x: np.ndarray) -> np.ndarray:
+    """2 * gelu_new(x), in place (the 1/2 is folded into the next matrix)."""
+    c = x.dtype.type(np.sqrt(2.0 / np.pi))  # in x's precision: a float64 constant would promote float32 x
+    u = x * x
+    u *= c * x.dtype.type(0.044715)
+    u += c
+    u *= x
+    np.tanh(u, out=u)
+    u += 1
+    u *= x
+    return u
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - np.maximum.reduce(logits, axis=-1, keepdims=True))
-    return z / np.add.reduce(z, axis=-1, keepdims=True)
+    z = logits - np.maximum.reduce(logits, axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= np.add.reduce(z, axis=-1, keepdims=True)
+    return z
 
 
 class LMPredictor:
-    """Next-byte probabilities of a CausalLM for a batch of streams, one byte at a time (float64).
+    """Next-byte probabilities of a CausalLM for a batch of streams, one byte at a time.
 
     Position t is predicted from the same window as `CausalLM.probs` uses: bytes [s, t) with
     s = 0 while t <= context, then windows of stride context // 2 (the cache is refilled when s moves).
     Byte 0 of every stream gets the uniform distribution (8 bits), as in `CausalLM.bits`.
+
+    One step is about 60 numpy operations on small arrays, so it is made cheap by doing less: float32
+    like the torch model (twice the speed of float64 on these matrices), every linear layer one 2-D
+    product over the batch, the layer norms' scales and shifts, the attention scale and GELU's 1/2
+    folded into the matrices that follow them (in float64, then rounded once). Encoder and decoder run
+    the same operations on the same shapes, so their probabilities are still bitwise equal.
     """
+
+    dtype = np.float32
 
     def __init__(self, lm):
         cfg = lm.model.config
@@ -76,20 +99,28 @@ class LMPredictor:
                 raise ValueError(f"LMPredictor supports GPT-2 with {key}={value!r}, got {getattr(cfg, key)!r}")
         sd = {k: v.detach().double().cpu().numpy() for k, v in lm.model.state_dict().items()}
         self.context, self.stride = lm.context, lm.context // 2
-        self.n_head, self.eps = cfg.n_head, cfg.layer_norm_epsilon
-        self.wte, self.wpe = sd["transformer.wte.weight"], sd["transformer.wpe.weight"]
-        self.head = np.ascontiguousarray(sd.get("lm_head.weight", self.wte).T)
-        self.ln_f = sd["transformer.ln_f.weight"], sd["transformer.ln_f.bias"]
+        self.n_head, self.eps = cfg.n_head, self.dtype(cfg.layer_norm_epsilon)
+        e = sd["transformer.wte.weight"].shape[1]
+
+        def cast(x):
+            return np.ascontiguousarray(x, dtype=self.dtype)
+
+        def fold(ln, weight, bias):  # (normalize(x) * w + b) @ W + c == normalize(x) @ W' + c'
+            return cast(sd[ln + ".weight"][:, None] * weight), cast(sd[ln + ".bias"] @ weight + bias)
+
+        self.wte, self.wpe = cast(sd["transformer.wte.weight"]), cast(sd["transformer.wpe.weight"])
+        head = sd.get("lm_head.weight", sd["transformer.wte.weight"]).T
+        self.head, self.head_bias = fold("transformer.ln_f", head, 0.0)
+        q_scale = np.ones(3 * e)
+        q_scale[:e] = 1 / np.sqrt(e // self.n_head)  # the attention's 1/sqrt(head size), on the queries
         self.layers = []
         for i in range(cfg.n_layer):
             p = f"transformer.h.{i}."
-            self.layers.append({k: sd[p + k] for k in (
-                "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
-                "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
-                "mlp.c_proj.weight", "mlp.c_proj.bias")})
-
-    def window_start(self, t: int) -> int:
-        return window_start(t, self.context)
+            attn, attn_bias = fold(p + "ln_1", sd[p + "attn.c_attn.weight"] * q_scale,
+                                   sd[p + "attn.c_attn.bias"] * q_scale)
+            fc, fc_bias = fold(p + "ln_2", sd[p + "mlp.c_fc.weight"], sd[p + "mlp.c_fc.bias"])
+            self.layers.append((attn, attn_bias, cast(sd[p + "attn.c_proj.weight"]), cast(sd[p + "attn.c_proj.bias"]),
+                                fc, fc_bias, cast(sd[p + "mlp.c_proj.weight"] / 2), cast(sd[p + "mlp.c_proj.bias"])))
 
     def start(self, batch_size: int) -> np.ndarray:
         self.batch, self.history, self.window = batch_size, [], None
@@ -99,37 +130,38 @@ class LMPredictor:
         """Feed byte t-1 of every stream; return p(byte t | window) float64 [B, 256]."""
         self.history.append(np.asarray(symbols, dtype=np.int64).reshape(self.batch))
         t = len(self.history)
-        s = self.window_start(t)
+        s = window_start(t, self.context)
         if s != self.window:  # a new window: empty the cache and feed its bytes so far in one pass
             self.window, self.n = s, 0
             e, h = self.wte.shape[1], self.n_head
-            self.keys = [np.zeros((self.batch, h, self.context, e // h)) for _ in self.layers]
-            self.values = [np.zeros((self.batch, h, self.context, e // h)) for _ in self.layers]
+            self.keys = [np.zeros((self.batch, h, self.context, e // h), self.dtype) for _ in self.layers]
+            self.values = [np.zeros((self.batch, h, self.context, e // h), self.dtype) for _ in self.layers]
             logits = self._forward(np.stack(self.history[s:t], axis=1))
         else:
             logits = self._forward(self.history[t - 1][:, None])
-        return _softmax(logits)
+        return _softmax(logits).astype(np.float64)
 
     def _forward(self, tokens: np.ndarray) -> np.ndarray:
         """GPT-2 on tokens [B, L] at cache positions n..n+L-1; logits of the last position [B, 256]."""
-        (B, L), n, H = tokens.shape, self.n, self.n_head
-        x = self.wte[tokens] + self.wpe[n:n + L]  # [B, L, E]
-        mask = np.triu(np.full((L, n + L), -np.inf), k=n + 1) if L > 1 else None
-        for layer, K, V in zip(self.layers, self.keys, self.values):
-            a = _layer_norm(x, layer["ln_1.weight"], layer["ln_1.bias"], self.eps)
-            qkv = (a @ layer["attn.c_attn.weight"] + layer["attn.c_attn.bias"]).reshape(B, L, 3, H, -1)
+        (B, L), n, H, last = tokens.shape, self.n, self.n_head, len(self.layers) - 1
+        x = (self.wte[tokens] + self.wpe[n:n + L]).reshape(B * L, -1)  # [B*L, E]
+        mask = np.triu(np.full((L, n + L), -np.inf, self.dtype), k=n + 1) if L > 1 else None
+        for i, (layer, K, V) in enumerate(zip(self.layers, self.keys, self.values)):
+            attn, attn_bias, proj, proj_bias, fc, fc_bias, fc_proj, fc_proj_bias = layer
+            qkv = (_normalize(x, self.eps) @ attn + attn_bias).reshape(B, L, 3, H, -1)
             q, k, v = qkv.transpose(2, 0, 3, 1, 4)  # each [B, H, L, hd]
             K[:, :, n:n + L], V[:, :, n:n + L] = k, v
-            scores = q @ K[:, :, :n + L].transpose(0, 1, 3, 2) / np.sqrt(q.shape[-1])  # [B, H, L, n+L]
+            scores = q @ K[:, :, :n + L].transpose(0, 1, 3, 2)  # [B, H, L, n+L]
             if mask is not None:
-                scores = scores + mask
-            y = (_softmax(scores) @ V[:, :, :n + L]).transpose(0, 2, 1, 3).reshape(B, L, -1)
-            x = x + y @ layer["attn.c_proj.weight"] + layer["attn.c_proj.bias"]
-            m = _layer_norm(x, layer["ln_2.weight"], layer["ln_2.bias"], self.eps)
-            m = _gelu_new(m @ layer["mlp.c_fc.weight"] + layer["mlp.c_fc.bias"])
-            x = x + m @ layer["mlp.c_proj.weight"] + layer["mlp.c_proj.bias"]
+                scores += mask
+            y = (_softmax(scores) @ V[:, :, :n + L]).transpose(0, 2, 1, 3).reshape(B * L, -1)
+            x = x + y @ proj + proj_bias
+            if i == last:  # the last layer's MLP is needed at the last position only
+                x = x.reshape(B, L, -1)[:, -1]
+            m = _twice_gelu_new(_normalize(x, self.eps) @ fc + fc_bias)
+            x = x + m @ fc_proj + fc_proj_bias
         self.n += L
-        return _layer_norm(x[:, -1], *self.ln_f, self.eps) @ self.head
+        return _normalize(x, self.eps) @ self.head + self.head_bias
 
 
 class TokenPredictor:

@@ -10,11 +10,12 @@ the sentences the notebook prints, so the prose cannot contradict the numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
-from copystudy import canaries, extraction, models
+from copystudy import canaries, extraction, models, parallel
 from copystudy.training import progress
 from copystudy.verdicts import rises
 
@@ -61,26 +62,34 @@ def extraction_ladder(train_pool, heldout, sizes, model: dict, train_steps: int,
                       n_samples: int, inference_steps: int, criterion: Criterion, seed: int = 0) -> Ladder:
     """For each N: a fresh model trained on the first N images of the pool, sampled, every sample
     matched to its nearest training and held-out image."""
+    rung = partial(_ladder_rung, train_pool, heldout, model, train_steps, batch_size, lr, n_samples, inference_steps,
+                   criterion, seed)
     rows, ladder = [], Ladder(pd.DataFrame())
-    for n in progress(sizes, desc="ladder of N"):
-        net = diffusion(model, train_pool, seed)
-        losses = net.fit(train_pool[:n], train_steps, batch_size=batch_size, lr=lr, seed=seed, desc=f"train N={n}")
-        samples = net.sample(n_samples, seed=seed, num_inference_steps=inference_steps)
-        table = criterion.table(samples, train_pool[:n], heldout)
-        table["carlini_ratio"] = extraction.carlini_ratio(samples, train_pool[:n], criterion.distance,
-                                                          grid=criterion.grid)
-        ladder.tables[n], ladder.samples[n], ladder.n_params = table, samples, net.n_params
-        rows.append({"N": n, "extraction_rate": extraction.extraction_rate(table),
-                     "distinct_images_copied": extraction.copied_images(table),
-                     **{f"rate_{d}": extraction.extraction_rate(criterion.table(samples, train_pool[:n], heldout, d))
-                        for d in ("l2", "tiled_l2")},
-                     "median_d_train": table["d_train"].median(), "median_d_heldout": table["d_heldout"].median(),
-                     "median_carlini_ratio": table["carlini_ratio"].median(),
-                     "final_loss": float(np.mean(losses[-50:]))})
+    for n, (table, samples, n_params, row) in zip(sizes, parallel.map_tasks(rung, sizes, desc="ladder of N")):
+        ladder.tables[n], ladder.samples[n], ladder.n_params = table, samples, n_params
+        rows.append(row)
     ladder.table = pd.DataFrame(rows)
     ladder.baseline = extraction.heldout_baseline_rate(train_pool[:sizes[-1]], heldout, criterion.distance,
                                                        criterion.threshold, criterion.ratio, criterion.grid)
     return ladder
+
+
+def _ladder_rung(train_pool, heldout, model: dict, train_steps: int, batch_size: int, lr: float, n_samples: int,
+                 inference_steps: int, criterion: Criterion, seed: int, n: int):
+    """One rung of the ladder (a task): a model trained on the first n images, sampled and matched."""
+    net = diffusion(model, train_pool, seed)
+    losses = net.fit(train_pool[:n], train_steps, batch_size=batch_size, lr=lr, seed=seed, desc=f"train N={n}")
+    samples = net.sample(n_samples, seed=seed, num_inference_steps=inference_steps)
+    table = criterion.table(samples, train_pool[:n], heldout)
+    table["carlini_ratio"] = extraction.carlini_ratio(samples, train_pool[:n], criterion.distance, grid=criterion.grid)
+    row = {"N": n, "extraction_rate": extraction.extraction_rate(table),
+           "distinct_images_copied": extraction.copied_images(table),
+           **{f"rate_{d}": extraction.extraction_rate(criterion.table(samples, train_pool[:n], heldout, d))
+              for d in ("l2", "tiled_l2")},
+           "median_d_train": table["d_train"].median(), "median_d_heldout": table["d_heldout"].median(),
+           "median_carlini_ratio": table["carlini_ratio"].median(),
+           "final_loss": float(np.mean(losses[-50:]))}
+    return table, samples, net.n_params, row
 
 
 def training_length(train_pool, heldout, n: int, steps: list[int], model: dict, batch_size: int, lr: float,
@@ -103,18 +112,22 @@ def canaries_by_model_size(planted: dict[str, bytes], planted_canaries, lm_sizes
                            steps: int, batch_size: int, lr: float, n_candidates: int, seed: int = 0):
     """A byte LM of every size trained on the planted text, every canary measured: (per canary, per
     model size and duplication, per model size)."""
-    reports, size_rows = [], []
-    for shape in progress(lm_sizes, desc="LM sizes"):
-        lm = models.build({"family": "causal_lm", "context": context, **shape}, seed=seed)
-        losses = lm.fit(planted, steps, batch_size=batch_size, lr=lr, seed=seed, desc=f"LM {shape}")
-        label = f"{lm.n_params / 1e3:.0f}K"
-        report = canaries.canary_report(lm, planted_canaries, n_candidates, seed)
-        report["n_params"], report["model"] = lm.n_params, label
-        reports.append(report)
-        size_rows.append({"model": label, "n_params": lm.n_params, **shape,
-                          "final_loss_bits_per_byte": float(np.mean(losses[-50:])) / np.log(2)})
+    one_size = partial(_canary_model, planted, planted_canaries, context, steps, batch_size, lr, n_candidates, seed)
+    reports, size_rows = zip(*parallel.map_tasks(one_size, lm_sizes, desc="LM sizes"))
     report = pd.concat(reports, ignore_index=True)
     return report, canaries.summarise(report, by=("n_params", "model", "dup")), pd.DataFrame(size_rows)
+
+
+def _canary_model(planted, planted_canaries, context: int, steps: int, batch_size: int, lr: float,
+                  n_candidates: int, seed: int, shape: dict):
+    """One LM size of the canary test (a task): trained on the planted text, every canary measured."""
+    lm = models.build({"family": "causal_lm", "context": context, **shape}, seed=seed)
+    losses = lm.fit(planted, steps, batch_size=batch_size, lr=lr, seed=seed, desc=f"LM {shape}")
+    label = f"{lm.n_params / 1e3:.0f}K"
+    report = canaries.canary_report(lm, planted_canaries, n_candidates, seed)
+    report["n_params"], report["model"] = lm.n_params, label
+    return report, {"model": label, "n_params": lm.n_params, **shape,
+                    "final_loss_bits_per_byte": float(np.mean(losses[-50:])) / np.log(2)}
 
 
 def summarize(ladder: Ladder, length: pd.DataFrame, length_n: int, by_dup_size: pd.DataFrame, n_samples: int,

@@ -1,0 +1,149 @@
+"""Where the study's independent tasks run: one after another in this process, or on a Dask cluster.
+
+The embarrassingly parallel parts (a coalition's fine-tune and likelihoods, a cell of the model x data
+sweep, a rung of the memorisation ladder, an LM size of the canary test) are handed to `map_tasks`.
+Without a scheduler they run here, in order; when the runner was given `--workers N` (a local
+`dask.distributed.LocalCluster` of N single-threaded workers) or `--scheduler ADDRESS` (a cluster the
+user runs, e.g. with dask-jobqueue on SLURM), it passes the scheduler's address to the kernel in
+$COPYSTUDY_SCHEDULER and the tasks go there.
+
+Every task runs with one torch/BLAS thread wherever it runs, so its numbers do not depend on where it
+ran or on how many workers there were: small models gain little from a second thread and lose several
+times over when the thread spins against another busy process. Trained models go through the
+content-addressed model cache, a folder every worker sees, so a repeated or crashed task is a cache
+hit. Without a scheduler nothing of Dask is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Callable, Iterable
+
+SCHEDULER_ENV = "COPYSTUDY_SCHEDULER"
+_clients: dict = {}
+
+
+def scheduler_address() -> str | None:
+    """The Dask scheduler the tasks go to ($COPYSTUDY_SCHEDULER), or None: run them here."""
+    return os.environ.get(SCHEDULER_ENV) or None
+
+
+@contextmanager
+def single_thread():
+    """One torch thread and one BLAS/OpenMP thread inside the block (restored after it)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_task(fn: Callable, item):
+    """fn(item) with one thread: the same arithmetic in this process and on any worker."""
+    with single_thread():
+        return fn(item)
+
+
+def client(address: str):
+    """A Dask client of the scheduler at `address` (one per address and process)."""
+    if address not in _clients:
+        from distributed import Client
+
+        _clients[address] = Client(address, set_as_default=False, timeout="10s")
+    return _clients[address]
+
+
+def _gpu_resources(c) -> dict | None:
+    """{"GPU": 1} when the cluster's workers declare GPU resources (each task then takes one GPU)."""
+    workers = c.scheduler_info(n_workers=-1).get("workers", {}).values()
+    return {"GPU": 1} if any(w.get("resources", {}).get("GPU") for w in workers) else None
+
+
+def map_tasks(fn: Callable, items: Iterable, desc: str = "tasks", progress_bar: bool = True) -> list:
+    """[fn(item) for item in items], each item a task on the Dask cluster if there is one, else run
+    here in order; results in the order of `items` either way. fn and the items must pickle (Dask uses
+    cloudpickle, so closures and lambdas do)."""
+    from copystudy.training import progress
+
+    items = list(items)
+    address = scheduler_address()
+    if address is None:
+        return [run_task(fn, item) for item in progress(items, desc=desc, disable=not progress_bar or None)]
+    from distributed import as_completed
+
+    c = client(address)
+    futures = [c.submit(run_task, fn, item, pure=False, resources=_gpu_resources(c), key=f"{desc}-{i}-{os.urandom(4).hex()}")
+               for i, item in enumerate(items)]
+    for _ in progress(as_completed(futures, loop=c.loop), total=len(futures), desc=f"{desc} (dask)",
+                      disable=not progress_bar or None):
+        pass
+    return c.gather(futures)
+
+
+def describe() -> dict:
+    """The executor, for the run's manifest: in-process, or the Dask scheduler and its worker count."""
+    address = scheduler_address()
+    if address is None:
+        return {"executor": "in-process"}
+    workers = client(address).scheduler_info(n_workers=-1).get("workers", {})
+    return {"executor": "dask", "scheduler": address, "workers": len(workers),
+            "threads_per_worker": sorted({w.get("nthreads") for w in workers.values()})}
+
+
+class ExecutorError(ValueError):
+    """--workers or --scheduler cannot be used (one line for the user)."""
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@contextmanager
+def executor(workers: int | None = None, scheduler: str | None = None):
+    """The executor of one run, for a kernel started inside the block: a LocalCluster of `workers`
+    single-threaded worker processes, the cluster at `scheduler`, or (neither) the scheduler already
+    in $COPYSTUDY_SCHEDULER, or none. Sets $COPYSTUDY_SCHEDULER for the kernel and yields the
+    manifest's description of the executor."""
+    if workers is not None and scheduler is not None:
+        raise ExecutorError("give --workers N (a local cluster) or --scheduler ADDRESS (yours), not both")
+    if workers is not None and workers < 1:
+        raise ExecutorError(f"--workers must be a whole number >= 1, got {workers}")
+    saved = os.environ.get(SCHEDULER_ENV)
+    cluster = None
+    try:
+        if workers is not None:
+            import logging
+
+            from distributed import LocalCluster
+
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.ERROR)
+            os.environ[SCHEDULER_ENV] = cluster.scheduler_address
+            info = {"executor": "dask LocalCluster", "workers": workers, "threads_per_worker": 1}
+        elif scheduler is not None or saved:
+            address = scheduler or saved
+            os.environ[SCHEDULER_ENV] = address
+            try:
+                info = describe()
+            except OSError as exc:
+                raise ExecutorError(f"--scheduler {address}: no Dask scheduler answers there ({exc})") from None
+        else:
+            info = {"executor": "in-process"}
+        yield info
+    finally:
+        for c in _clients.values():
+            c.close()
+        _clients.clear()
+        if cluster is not None:
+            cluster.close()
+        os.environ.pop(SCHEDULER_ENV, None) if saved is None else os.environ.__setitem__(SCHEDULER_ENV, saved)

@@ -1,0 +1,77 @@
+"""Parallel tasks: the same numbers wherever they run, and the runner's executor options.
+
+A task runs with one thread in this process or on a Dask worker, so a run's numbers do not depend on
+the number of workers; Dask is imported only when a scheduler is given.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, run_cli
+from copystudy import parallel
+
+
+def test_in_process_tasks_keep_order_and_import_no_dask(monkeypatch):
+    monkeypatch.delenv(parallel.SCHEDULER_ENV, raising=False)
+    assert parallel.map_tasks(lambda x: x * x, [3, 1, 2], progress_bar=False) == [9, 1, 4]
+    code = ("import sys; from copystudy import parallel; parallel.map_tasks(abs, [-1], progress_bar=False); "
+            "print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))")
+    env = {k: v for k, v in __import__("os").environ.items() if k != parallel.SCHEDULER_ENV}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_a_task_runs_single_threaded():
+    import torch
+
+    torch.set_num_threads(2)
+    assert parallel.run_task(lambda _: torch.get_num_threads(), None) == 1
+    assert torch.get_num_threads() == 2
+
+
+def test_local_cluster_gives_results_in_order():
+    with parallel.executor(workers=2) as info:
+        assert info == {"executor": "dask LocalCluster", "workers": 2, "threads_per_worker": 1}
+        assert parallel.map_tasks(lambda x: (x, __import__("os").getpid()), list(range(6)), progress_bar=False)[3][0] == 3
+    assert parallel.scheduler_address() is None
+
+
+def test_royalty_smoke_numbers_equal_with_two_workers(tmp_path):
+    """Every number of the royalty_shares smoke run is the same in-process and on 2 Dask workers, each
+    run training its coalition models afresh (its own empty cache)."""
+    runs = {}
+    for label, extra in (("in-process", []), ("workers", ["--workers", "2"])):
+        out = tmp_path / label
+        run_cli("run", "royalty_shares", "--params", str(ROOT / "params" / "royalty_shares" / "smoke.yaml"),
+                "--out", str(out), "--quiet", "--set", f"cache_dir={tmp_path / ('cache-' + label)}", *extra)
+        runs[label] = out
+    manifest = json.loads((runs["workers"] / "manifest.json").read_text())
+    assert manifest["executor"]["workers"] == 2
+    assert json.loads((runs["in-process"] / "manifest.json").read_text())["executor"] == {"executor": "in-process"}
+    first, second = ((runs[k] / "metrics.json").read_bytes() for k in ("in-process", "workers"))
+    assert first == second
+    assert len(json.loads(first)) > 10
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "0"], "error: --workers must be a whole number >= 1, got 0"),
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"],
+     "error: give --workers N (a local Dask cluster) or --scheduler ADDRESS (yours), not both"),
+])
+def test_bad_executor_options_are_one_line(project, args, message):
+    proc = run_cli("run", "toy", "--quiet", *args, cwd=project, env={"COPYSTUDY_ROOT": str(project)}, check=False)
+    assert proc.returncode == 2 and proc.stderr.strip() == message
+
+
+def test_a_scheduler_that_does_not_answer_is_one_line(project, tmp_path):
+    proc = run_cli("run", "toy", "--quiet", "--scheduler", "tcp://127.0.0.1:9", "--out", str(tmp_path / "r"),
+                   cwd=project, env={"COPYSTUDY_ROOT": str(project)}, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().startswith("error: --scheduler tcp://127.0.0.1:9: no Dask scheduler answers there")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists() and not (tmp_path / "r.running").exists()
