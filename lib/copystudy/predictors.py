@@ -92,11 +92,13 @@ class LMPredictor:
 
     def __init__(self, lm):
         cfg = lm.model.config
-        expected = {"activation_function": "gelu_new", "scale_attn_weights": True,
+        expected = {"scale_attn_weights": True,
                     "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False}
         for key, value in expected.items():
             if getattr(cfg, key) != value:
                 raise ValueError(f"LMPredictor supports GPT-2 with {key}={value!r}, got {getattr(cfg, key)!r}")
+        if cfg.activation_function not in ("gelu_new", "gelu_pytorch_tanh"):  # one function, two kernels
+            raise ValueError(f"LMPredictor supports GPT-2 with the tanh GELU, got {cfg.activation_function!r}")
         sd = {k: v.detach().double().cpu().numpy() for k, v in lm.model.state_dict().items()}
         self.context, self.stride = lm.context, lm.context // 2
         self.n_head, self.eps = cfg.n_head, self.dtype(cfg.layer_norm_epsilon)
