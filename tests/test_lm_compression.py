@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from copystudy import baselines, compress_cli, compression
+from copystudy import baselines, coding, compress_cli, compression
 from copystudy.models.causal_lm import CausalLM
 
 TEXT = ("The range coder spends -log2 p bits on a byte of probability p. " * 50).encode()
@@ -91,6 +91,7 @@ def test_smoke_run_and_compress_cli(run_notebook, tmp_path, capsys):
     assert result["model_bits"] == 16 * result["n_params"] == 16 * metrics["n_params"]
     assert set(result["baselines"]) == set(baselines.COMPRESSORS)
     assert result["coded_bytes"] > 0
+    assert result["encode_seconds"] > 0 and result["decode_seconds"] > 0
     # the human-readable table and the error for a run without a model, in-process (no extra start-up)
     parser = argparse.ArgumentParser()
     compress_cli.add_arguments(parser)
@@ -119,6 +120,26 @@ def test_coding_in_stream_batches_gives_the_same_code(tiny_lm):
     assert many["roundtrip_exact"] and one["roundtrip_exact"] and many["n_chunks"] == one["n_chunks"] == 8
     assert abs(many["coded_bits"] - one["coded_bits"]) <= 32 * many["n_chunks"]  # a word per stream at most
     assert many["ideal_bits"] == pytest.approx(one["ideal_bits"], rel=1e-6)
+
+
+def test_stream_groups_are_near_equal_and_set_by_the_data():
+    groups = coding.stream_groups(50, 32)
+    assert [len(g) for g in groups] == [25, 25] and [i for g in groups for i in g] == list(range(50))
+    assert [len(g) for g in coding.stream_groups(65, 32)] == [22, 21, 22]
+    assert coding.stream_groups(3, 32) == [range(0, 3)] and coding.stream_groups(0, 32) == []
+    with pytest.raises(ValueError, match="group_size"):
+        coding.stream_groups(5, 0)
+
+
+def test_worker_processes_give_the_same_code(tiny_lm):
+    """Groups coded side by side in 2 worker processes give the very code of one process, bit for bit."""
+    here = compression.lm_code(tiny_lm, TEXT[:3000], chunk_size=200, show_progress=False, stream_batch=4,
+                               processes=1)
+    forked = compression.lm_code(tiny_lm, TEXT[:3000], chunk_size=200, show_progress=False, stream_batch=4,
+                                 processes=2)
+    assert forked["coder_processes"] == 2 and here["coder_processes"] == 1
+    assert forked["roundtrip_exact"] and here["roundtrip_exact"]
+    assert (forked["coded_bits"], forked["ideal_bits"]) == (here["coded_bits"], here["ideal_bits"])
 
 
 @pytest.mark.parametrize("damage", ["truncated", "corrupt", "missing"])

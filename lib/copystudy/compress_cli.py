@@ -47,6 +47,8 @@ def compress_file(run_dir: str | Path, path: str | Path, chunk_size: int | None 
         "roundtrip_exact": info["roundtrip_exact"],
         "baselines": {name: {"bytes": size, "rate": compression.raw_rate(size, n)} for name, size in sizes.items()},
         "seconds": info["encode_seconds"] + info["decode_seconds"],
+        "encode_seconds": info["encode_seconds"], "decode_seconds": info["decode_seconds"] if verify else None,
+        "coder_processes": info["coder_processes"],
     }
 
 
@@ -108,6 +110,10 @@ def main(args: argparse.Namespace) -> int:
     for name, b in result["baselines"].items():
         print(f"{baselines.get(name).label:<20}{b['bytes']:>12,}{_pct(b['rate']):>11}")
     exact = result["roundtrip_exact"]
+    speed = f"encode {n / 1e3 / result['encode_seconds']:,.0f} KB/s"
+    if result["decode_seconds"]:
+        speed += f", decode {n / 1e3 / result['decode_seconds']:,.0f} KB/s"
     print(f"round trip      {'exact' if exact else ('NOT exact' if exact is False else 'not checked')}"
-          f"  ({time.time() - t0:.1f} s)")
+          f"  ({time.time() - t0:.1f} s; LM {speed} in {result['coder_processes']} process"
+          f"{'es' * (result['coder_processes'] > 1)})")
     return 0 if exact is not False else 1

@@ -56,39 +56,45 @@ def lm_chunks(lm: CausalLM, data: bytes, chunk_size: int | None) -> list[bytes]:
 
 
 def lm_code(lm: CausalLM, data: bytes, chunk_size: int | None = 2048, verify: bool = True,
-            show_progress: bool = True, stream_batch: int = 64) -> dict:
-    """Range-code data with the LM (chunks coded in batches of `stream_batch`), decode it again and compare.
+            show_progress: bool = True, stream_batch: int = 32, processes: int | None = None) -> dict:
+    """Range-code data with the LM, decode it again and compare.
 
-    A model with a tokenizer codes the token ids of each chunk; sizes are still per original byte.
-    Returns coded and ideal sizes, the coder's overhead over the ideal, whether the round trip was
-    exact, and the encode/decode times.
+    The chunks are coded in lock-step groups of at most `stream_batch` streams; a byte-level GPT-2's
+    groups run side by side in `processes` single-threaded worker processes (default: one per core,
+    one inside a Dask task), a model with its own torch forward pass (a tokenizer model, a GPU) codes
+    them here in turn. A model with a tokenizer codes the token ids of each chunk; sizes are still per
+    original byte. Returns coded and ideal sizes, the coder's overhead over the ideal, whether the
+    round trip was exact, and the encode/decode wall times.
     """
     pieces = lm_chunks(lm, data, chunk_size)
     streams = pieces if lm.tokenizer is None else [lm.tokens(p) for p in pieces]
-    groups = [streams[i:i + stream_batch] for i in range(0, len(streams), stream_batch)]
-    coded, decoded, encode_seconds, decode_seconds = [], [], 0.0, 0.0
-    for g, group in enumerate(groups):
-        desc = f"LM code {len(data) // 1000} KB, {chunking_label(chunk_size)}" + (
-            f", batch {g + 1}/{len(groups)}" if len(groups) > 1 else "")
-        bar = (lambda it: progress(it, desc=desc + " (encode)")) if show_progress else None
-        t0 = time.perf_counter()
-        coded.append(coding.encode_streams(predictors.predictor_for(lm), group, progress=bar))
-        t1 = time.perf_counter()
-        if verify:
-            bar = (lambda it: progress(it, desc=desc + " (decode)")) if show_progress else None
-            decoded += coding.decode_streams(predictors.predictor_for(lm), coded[-1], progress=bar,
-                                             as_bytes=lm.tokenizer is None)
-        encode_seconds += t1 - t0
-        decode_seconds += time.perf_counter() - t1
+    predictor = predictors.predictor_for(lm)
+    if processes is None:
+        processes = parallel.local_processes() if isinstance(predictor, predictors.LMPredictor) else 1
+    groups = [[streams[i] for i in g] for g in coding.stream_groups(len(streams), stream_batch)]
+    desc = f"LM code {len(data) // 1000} KB, {chunking_label(chunk_size)}"
+
+    def bar(what):
+        if not show_progress:
+            return None
+        return lambda it, **kw: progress(it, desc=f"{desc} ({what}, {len(groups)} group{'s' * (len(groups) > 1)})",
+                                         **kw)
+
+    t0 = time.perf_counter()
+    coded = coding.code_groups([("encode", predictor, g) for g in groups], processes, bar("encode"))
+    t1 = time.perf_counter()
     exact = None
     if verify:
+        jobs = [("decode", predictor, (c, lm.tokenizer is None)) for c in coded]
+        decoded = [d for group in coding.code_groups(jobs, processes, bar("decode")) for d in group]
         exact = b"".join(d if lm.tokenizer is None else lm.detokenize(d) for d in decoded) == bytes(data)
+    t2 = time.perf_counter()
     whole = coding.Coded([s for c in coded for s in c.streams], [n for c in coded for n in c.lengths],
                          sum(c.ideal_bits for c in coded), chunk_size)
     return {"original_bytes": len(data), "n_chunks": len(whole.streams), "n_symbols": whole.n_symbols,
             "coded_bytes": whole.coded_bytes, "coded_bits": whole.coded_bits, "ideal_bits": whole.ideal_bits,
             "overhead_pct": whole.overhead_pct, "roundtrip_exact": exact,
-            "encode_seconds": encode_seconds, "decode_seconds": decode_seconds}
+            "encode_seconds": t1 - t0, "decode_seconds": t2 - t1, "coder_processes": min(processes, len(groups))}
 
 
 def compare(lm: CausalLM, texts: dict[str, bytes], chunk_sizes=(2048, None), verify: bool = True,

@@ -108,6 +108,14 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def local_processes() -> int:
+    """How many worker processes a step may spawn here: one per core, or 1 inside a worker process
+    (a Dask worker or a process pool's), which may not have children of its own."""
+    import multiprocessing
+
+    return 1 if multiprocessing.current_process().daemon else usable_cores()
+
+
 @contextmanager
 def executor(workers: int | None = None, scheduler: str | None = None):
     """The executor of one run, for a kernel started inside the block: a LocalCluster of `workers`

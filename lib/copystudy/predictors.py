@@ -2,13 +2,13 @@
 
 A predictor is fed the symbols of a batch of streams one position at a time (`start`, then `update`)
 and answers with next-symbol probabilities for every stream; the range coder (`copystudy.coding`)
-asks it while encoding and while decoding, so the float64 probabilities are bitwise equal by
-construction.
+asks it while encoding and while decoding, so the probabilities are bitwise equal by construction.
 
-`LMPredictor` is such a predictor for a byte-level GPT-2 `CausalLM`: a float64 numpy re-run of its
+`LMPredictor` is such a predictor for a byte-level GPT-2 `CausalLM`: a float32 numpy re-run of its
 forward pass with a key/value cache (one small step per byte instead of a full window, which is what
 makes decoding affordable on a CPU), conditioning on the same windows as `CausalLM.probs` (length
-`context`, stride `context // 2`), so its code lengths match `CausalLM.bits` to float precision.
+`context`, stride `context // 2`), so its code lengths match `CausalLM.bits` to float32 precision. It
+holds numpy arrays only (this module needs no torch), so it pickles cheaply to the coder's workers.
 `TokenPredictor` does the same for any causal LM (a pretrained one with its tokenizer: streams are
 token ids) through the model's own torch forward pass and key/value cache; `predictor_for` picks one.
 """
@@ -16,9 +16,8 @@ token ids) through the model's own torch forward pass and key/value cache; `pred
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from copystudy.models.causal_lm import window_start
+from copystudy.windows import window_start
 
 UNIFORM = np.full(256, 1 / 256)
 
@@ -184,6 +183,8 @@ class TokenPredictor:
 
     def update(self, symbols: np.ndarray) -> np.ndarray:
         """Feed token t-1 of every stream; return p(token t | window) float64 [B, vocab]."""
+        import torch
+
         self.history.append(torch.as_tensor(np.asarray(symbols, dtype=np.int64).reshape(self.batch)))
         t = len(self.history)
         s = window_start(t, self.context)

@@ -22,6 +22,7 @@ from transformers.utils import logging as hf_logging
 
 from copystudy.models import loading
 from copystudy.training import set_seed, train
+from copystudy.windows import window_spans, window_start
 
 WRAPPER_FILE = "copystudy.json"
 
@@ -33,22 +34,6 @@ def as_bytes(data: bytes | list[bytes] | dict) -> bytes:
     if isinstance(data, (list, tuple)):
         return b"".join(data)
     return bytes(data)
-
-
-def window_start(position: int, context: int) -> int:
-    """Start of the window that predicts symbol `position` (>= 1): stride context//2, last half used."""
-    stride = context // 2
-    if position <= context:
-        return 0
-    return ((position - 1) // stride - 1) * stride
-
-
-def window_spans(n: int, context: int) -> list[tuple[int, int, int]]:
-    """(start, first, last) of every window for a sequence of n symbols: the window at `start`
-    predicts symbols first..last; together they predict symbols 1..n-1, each exactly once."""
-    stride = context // 2
-    starts = sorted({window_start(p, context) for p in range(1, n)})
-    return [(s, 1 if s == 0 else s + stride + 1, min(s + context, n - 1)) for s in starts]
 
 
 class CausalLM:
