@@ -134,8 +134,9 @@ def executor(workers: int | None = None, scheduler: str | None = None):
 
             from distributed import LocalCluster
 
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+            # workers import torch and the models while the kernel starts, not at their first task
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.ERROR, preload=["copystudy.models"])
             os.environ[SCHEDULER_ENV] = cluster.scheduler_address
             info = {"executor": "dask LocalCluster", "workers": workers, "threads_per_worker": 1}
         elif scheduler is not None or saved:
