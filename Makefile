@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 .PHONY: study test install clean-venv
 
 study: $(VENV)/.installed
-	$(PY) -m copystudy run all
+	$(PY) -m copystudy run all --workers auto
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
