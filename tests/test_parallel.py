@@ -41,17 +41,20 @@ def test_local_cluster_gives_results_in_order():
     assert parallel.scheduler_address() is None
 
 
-def test_royalty_smoke_numbers_equal_with_two_workers(tmp_path):
-    """Every number of the royalty_shares smoke run is the same in-process and on 2 Dask workers, each
-    run training its coalition models afresh (its own empty cache)."""
+@pytest.mark.parametrize("name", ["royalty_shares", "lm_compression", "memorization"])
+def test_smoke_numbers_equal_with_two_workers(name, tmp_path):
+    """Every number of a smoke run is the same in-process and on 2 Dask workers (the coalition models,
+    the sweep cells, the ladder rungs and canary LMs are tasks), each run training its models afresh
+    (royalty_shares: its own empty model cache)."""
     runs = {}
     for label, extra in (("in-process", []), ("workers", ["--workers", "2"])):
         out = tmp_path / label
-        run_cli("run", "royalty_shares", "--params", str(ROOT / "params" / "royalty_shares" / "smoke.yaml"),
-                "--out", str(out), "--quiet", "--set", f"cache_dir={tmp_path / ('cache-' + label)}", *extra)
+        cache = ["--set", f"cache_dir={tmp_path / ('cache-' + label)}"] if name == "royalty_shares" else []
+        run_cli("run", name, "--params", str(ROOT / "params" / name / "smoke.yaml"), "--out", str(out), "--quiet",
+                *cache, *extra)
         runs[label] = out
     manifest = json.loads((runs["workers"] / "manifest.json").read_text())
-    assert manifest["executor"]["workers"] == 2
+    assert manifest["executor"] == {"executor": "dask LocalCluster", "workers": 2, "threads_per_worker": 1}
     assert json.loads((runs["in-process"] / "manifest.json").read_text())["executor"] == {"executor": "in-process"}
     first, second = ((runs[k] / "metrics.json").read_bytes() for k in ("in-process", "workers"))
     assert first == second
