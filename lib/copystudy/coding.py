@@ -9,9 +9,9 @@ That proviso is the trap of LM compression. Here encoder and decoder get their p
 and the same code path: a *predictor* that is fed the bytes of a batch of streams one position at a
 time (`start`, then `update`) and answers with next-byte probabilities for every stream. The encoder
 feeds it the known bytes, the decoder the bytes it has just decoded; both run the same operations on
-arrays of the same shapes, so the float64 probabilities are bitwise equal by construction.
+arrays of the same shapes, so the probabilities are bitwise equal by construction.
 
-The predictors are in `copystudy.predictors` (a byte-level GPT-2's float64 numpy re-run, any causal
+The predictors are in `copystudy.predictors` (a byte-level GPT-2's float32 numpy re-run, any causal
 LM's own forward pass, fixed tables for tests); this module codes with whichever it is given.
 """
 
