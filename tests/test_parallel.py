@@ -41,11 +41,12 @@ def test_local_cluster_gives_results_in_order():
     assert parallel.scheduler_address() is None
 
 
-@pytest.mark.parametrize("name", ["royalty_shares", "lm_compression", "memorization"])
+@pytest.mark.parametrize("name", ["royalty_shares", "lm_compression", "description_length", "memorization",
+                                  "copyright_risk"])
 def test_smoke_numbers_equal_with_two_workers(name, tmp_path):
-    """Every number of a smoke run is the same in-process and on 2 Dask workers (the coalition models,
-    the sweep cells, the ladder rungs and canary LMs are tasks), each run training its models afresh
-    (royalty_shares: its own empty model cache)."""
+    """Every number of a smoke run is the same in-process and on 2 Dask workers (coalition models, sweep
+    cells, ladder rungs, canary LMs, prefix models, memorisation models, the risk map's LMs are tasks),
+    each run training its models afresh (royalty_shares: its own empty model cache)."""
     runs = {}
     for label, extra in (("in-process", []), ("workers", ["--workers", "2"])):
         out = tmp_path / label

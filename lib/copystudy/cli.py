@@ -85,8 +85,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                      help="threads for torch, BLAS and OpenMP in the notebook's kernel (default 1: the study's "
                           "models are small; more for a large pretrained model on a machine of its own)")
     run.add_argument("--workers", type=_workers, metavar="N",
-                     help="run the parallel tasks (coalition models, sweep cells, the memorisation ladder) on a local "
-                          "Dask cluster of N single-threaded worker processes; 'auto': one per core")
+                     help="run the parallel tasks (coalition models, sweep cells, ladder rungs, prefix models...) on a "
+                          "local Dask cluster of N single-threaded worker processes; 'auto': one per core")
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run them on the Dask cluster at ADDRESS instead (default: $COPYSTUDY_SCHEDULER if set)")
     run.add_argument("--check", action="store_true",

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from functools import partial
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from copystudy import parallel
 from copystudy.compression import model_bits
-from copystudy.training import progress
 
 UNIFORM_BITS_PER_BYTE = 8.0
 
@@ -132,21 +133,9 @@ def code_lengths_by_size(data: bytes, boundaries: list[int], train: Callable[[by
     measured. Returns (a DataFrame with one row per prefix, {prefix size: its model}).
     """
     _check_boundaries(boundaries, len(data))
-    rows, models = [], {}
-    for size in progress(boundaries[1:], desc="prequential models"):
-        model = models[size] = train(bytes(data[:size]))
-        two = two_part_bits(model, data[:size], bits_per_param)
-        row = {"train_bytes": size, "uniform_bits": uniform_bits(size),
-               "two_part_bits": two["total_bits"], "model_bits": two["model_bits"],
-               "data_bits": two["data_bits"],
-               "two_part_bits_fp32": two["data_bits"] + model_bits(model.n_params, 32),
-               "train_steps": getattr(model, "train_steps", None),
-               "final_loss_bits_per_byte": getattr(model, "final_loss_bits", None)}
-        if heldout is not None:
-            gap = generalization_gap(model, data[:size], heldout, chunk=gap_chunk, seed=seed)
-            row.update(gap_bytes=gap["n_bytes"], gap_bits=gap["gap_bits"],
-                       gap_bits_per_byte=gap["gap_bits_per_byte"])
-        rows.append(row)
+    prefix_model = partial(_prefix_model, data, train, heldout, bits_per_param, gap_chunk, seed)
+    done = parallel.map_tasks(prefix_model, boundaries[1:], desc="prequential models")
+    rows, models = [row for row, _ in done], {row["train_bytes"]: model for row, model in done}
     # the prequential code of each prefix, from the same models: block k is coded by the model of data[:b_k]
     preq = prequential_bits(data, boundaries, lambda prefix: models[len(prefix)])
     for k, (row, total) in enumerate(zip(rows, itertools.accumulate(preq["block_bits"]))):
@@ -160,6 +149,22 @@ def code_lengths_by_size(data: bytes, boundaries: list[int], train: Callable[[by
 
 
 # ---- generalisation gap -----------------------------------------------------------------------------
+def _prefix_model(data: bytes, train, heldout, bits_per_param: int, gap_chunk: int, seed: int, size: int):
+    """One prefix (a task): its model, trained on data[:size], with its two-part code and gap."""
+    model = train(bytes(data[:size]))
+    two = two_part_bits(model, data[:size], bits_per_param)
+    row = {"train_bytes": size, "uniform_bits": uniform_bits(size),
+           "two_part_bits": two["total_bits"], "model_bits": two["model_bits"],
+           "data_bits": two["data_bits"],
+           "two_part_bits_fp32": two["data_bits"] + model_bits(model.n_params, 32),
+           "train_steps": getattr(model, "train_steps", None),
+           "final_loss_bits_per_byte": getattr(model, "final_loss_bits", None)}
+    if heldout is not None:
+        gap = generalization_gap(model, data[:size], heldout, chunk=gap_chunk, seed=seed)
+        row.update(gap_bytes=gap["n_bytes"], gap_bits=gap["gap_bits"], gap_bits_per_byte=gap["gap_bits_per_byte"])
+    return row, model
+
+
 def generalization_gap(model, train_data: bytes, heldout: bytes, chunk: int = 2048, seed: int = 0) -> dict:
     """Bits the model saves on training text beyond what it saves on unseen text of the same source.
 
@@ -298,13 +303,12 @@ def memorization_table(corpus: dict[str, bytes], works: dict[str, bytes], train:
     texts = {**works, **controls}
     kinds = {**{w: "training work" for w in works}, **{c: "held-out control" for c in controls}}
     rest = without(corpus, *works)
-    records = []
-    for seed in progress(list(seeds), desc="memorisation seeds"):
-        with_model, without_model = train(join(corpus), seed), train(join(rest), seed)
-        for name, text in texts.items():
-            records.append({"work": name, "seed": seed,
-                            "bits_with": float(byte_bits(with_model, text).sum()),
-                            "bits_without": float(byte_bits(without_model, text).sum())})
+    seeds = list(seeds)
+    jobs = [(seed, which) for seed in seeds for which in ("with", "without")]
+    data = {"with": join(corpus), "without": join(rest)}
+    bits = parallel.map_tasks(partial(_text_bits, train, data, texts), jobs, desc="memorisation models")
+    records = [{"work": name, "seed": seed, "bits_with": with_bits[name], "bits_without": without_bits[name]}
+               for seed, with_bits, without_bits in zip(seeds, bits[0::2], bits[1::2]) for name in texts]
     long = pd.DataFrame(records)
     long["memorized_bits"] = long["bits_without"] - long["bits_with"]
     agg = long.groupby("work", sort=False).agg(
@@ -321,6 +325,13 @@ def memorization_table(corpus: dict[str, bytes], works: dict[str, bytes], train:
     agg["memorized_bits_adjusted"] = agg["memorized_bits"] - shift * agg["bytes"]
     agg["memorized_bits_adjusted_per_byte"] = agg["memorized_bits_adjusted"] / agg["bytes"]
     return agg
+
+
+def _text_bits(train, data: dict, texts: dict, job) -> dict:
+    """One model (a task): trained with `seed` on data["with"] or data["without"]; the bits of every text."""
+    seed, which = job
+    model = train(data[which], seed)
+    return {name: float(byte_bits(model, text).sum()) for name, text in texts.items()}
 
 
 def shuffled_join(docs: dict[str, bytes], seed: int = 0) -> bytes:

@@ -1,7 +1,9 @@
 """Where the study's independent tasks run: one after another in this process, or on a Dask cluster.
 
 The embarrassingly parallel parts (a coalition's fine-tune and likelihoods, a cell of the model x data
-sweep, a rung of the memorisation ladder, an LM size of the canary test) are handed to `map_tasks`.
+sweep, a rung of the memorisation ladder, an LM size of the canary test, a prefix model of the
+prequential code, a with/without model of the memorised bits, an LM of the text risk map) are handed
+to `map_tasks`.
 Without a scheduler they run here, in order; when the runner was given `--workers N` (a local
 `dask.distributed.LocalCluster` of N single-threaded workers) or `--scheduler ADDRESS` (a cluster the
 user runs, e.g. with dask-jobqueue on SLURM), it passes the scheduler's address to the kernel in
@@ -78,7 +80,8 @@ def map_tasks(fn: Callable, items: Iterable, desc: str = "tasks", progress_bar: 
     from distributed import as_completed
 
     c = client(address)
-    futures = [c.submit(run_task, fn, item, pure=False, resources=_gpu_resources(c), key=f"{desc}-{i}-{os.urandom(4).hex()}")
+    resources, tag = _gpu_resources(c), os.urandom(4).hex()
+    futures = [c.submit(run_task, fn, item, pure=False, resources=resources, key=f"{desc}-{i}-{tag}")
                for i, item in enumerate(items)]
     for _ in progress(as_completed(futures, loop=c.loop), total=len(futures), desc=f"{desc} (dask)",
                       disable=not progress_bar or None):
@@ -116,16 +119,21 @@ def local_processes() -> int:
     return 1 if multiprocessing.current_process().daemon else usable_cores()
 
 
+def check_options(workers: int | None, scheduler: str | None) -> None:
+    """ExecutorError (one line) unless the options name at most one executor and a worker count >= 1."""
+    if workers is not None and scheduler is not None:
+        raise ExecutorError("give --workers N (a local Dask cluster) or --scheduler ADDRESS (yours), not both")
+    if workers is not None and workers < 1:
+        raise ExecutorError(f"--workers must be a whole number >= 1, got {workers}")
+
+
 @contextmanager
 def executor(workers: int | None = None, scheduler: str | None = None):
     """The executor of one run, for a kernel started inside the block: a LocalCluster of `workers`
     single-threaded worker processes, the cluster at `scheduler`, or (neither) the scheduler already
     in $COPYSTUDY_SCHEDULER, or none. Sets $COPYSTUDY_SCHEDULER for the kernel and yields the
     manifest's description of the executor."""
-    if workers is not None and scheduler is not None:
-        raise ExecutorError("give --workers N (a local cluster) or --scheduler ADDRESS (yours), not both")
-    if workers is not None and workers < 1:
-        raise ExecutorError(f"--workers must be a whole number >= 1, got {workers}")
+    check_options(workers, scheduler)
     saved = os.environ.get(SCHEDULER_ENV)
     cluster = None
     try:

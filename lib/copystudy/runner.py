@@ -194,10 +194,10 @@ def run(name: str, params_file: str | Path | None = None, sets: list[str] = (), 
     single-threaded workers, or on the cluster at that address (`copystudy.parallel`)."""
     if threads is not None and threads < 1:
         raise ParameterError(f"--threads must be a whole number >= 1, got {threads}")
-    if workers is not None and scheduler is not None:
-        raise ParameterError("give --workers N (a local Dask cluster) or --scheduler ADDRESS (yours), not both")
-    if workers is not None and workers < 1:
-        raise ParameterError(f"--workers must be a whole number >= 1, got {workers}")
+    try:
+        parallel.check_options(workers, scheduler)
+    except parallel.ExecutorError as exc:
+        raise ParameterError(str(exc)) from None
     root = root or project_root()
     plan = prepare(name, params_file, sets, out, root)
     run_dir = plan.run_dir

@@ -11,11 +11,12 @@ metrics.json, `verdicts` the sentences the notebook prints.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
-from copystudy import canaries, distances, extraction, models, risk
+from copystudy import canaries, distances, extraction, models, parallel, risk
 from copystudy.data import split_documents
 
 
@@ -63,10 +64,9 @@ def text_risk(docs: dict[str, bytes], dups, canaries_per_dup: int, n_digits: int
     planted_canaries = {"A": both[0::2], "B": both[1::2]}
     planted = {"A": canaries.plant(half["A"], planted_canaries["A"], seed),
                "B": canaries.plant(half["B"], planted_canaries["B"], seed + 1)}
-    lms = {}
-    for name, text in planted.items():
-        lms[name] = models.build({"family": "causal_lm", "context": lm_context, **lm_shape}, seed=seed)
-        lms[name].fit(text, lm_steps, batch_size=lm_batch_size, lr=lm_lr, seed=seed, desc=f"LM {name}")
+    train = partial(_half_lm, planted, {"family": "causal_lm", "context": lm_context, **lm_shape}, lm_steps,
+                    lm_batch_size, lm_lr, seed)
+    lms = dict(zip(planted, parallel.map_tasks(train, list(planted), desc="LMs on halves A and B")))
     rows = []
     for trained, ref in (("A", "B"), ("B", "A")):
         for doc_name, text in half[trained].items():
@@ -85,6 +85,13 @@ def text_risk(docs: dict[str, bytes], dups, canaries_per_dup: int, n_digits: int
     table["fidelity"] = table["memorised_bits"] / table["info_bits"]
     info_cut = float(table["info_bits"].median())
     return WorkRisk(table, risk.rank_by_risk(table, "info_bits", "fidelity", info_cut, fidelity_cut), info_cut)
+
+
+def _half_lm(planted: dict, spec: dict, steps: int, batch_size: int, lr: float, seed: int, name: str):
+    """The LM of one half (a task)."""
+    lm = models.build(spec, seed=seed)
+    lm.fit(planted[name], steps, batch_size=batch_size, lr=lr, seed=seed, desc=f"LM {name}")
+    return lm
 
 
 def summarize(images: WorkRisk, text: WorkRisk, ratio: float, threshold: float, top_k: int) -> dict:
