@@ -52,6 +52,18 @@ def test_local_cluster_gives_results_in_order_and_leaves_malloc_alone(monkeypatc
     assert parallel.scheduler_address() is None
 
 
+def test_costliest_tasks_start_first_on_a_cluster():
+    """With a cost, one worker takes the tasks costliest first; results still come in item order."""
+    def started(x):
+        import time
+        return x, time.monotonic()
+
+    with parallel.executor(workers=1):
+        out = parallel.map_tasks(started, [1, 5, 3, 4, 2], progress_bar=False, cost=lambda x: x)
+    assert [x for x, _ in out] == [1, 5, 3, 4, 2]
+    assert [x for x, _ in sorted(out, key=lambda r: r[1])] == [5, 4, 3, 2, 1]
+
+
 @pytest.mark.parametrize("name", ["royalty_shares", "lm_compression", "description_length", "memorization",
                                   "copyright_risk"])
 def test_smoke_numbers_equal_with_two_workers(name, tmp_path):

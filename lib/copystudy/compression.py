@@ -159,7 +159,15 @@ def sweep(train_text: bytes, heldout_text: bytes, model_sizes: dict[str, dict], 
         raise ValueError(f"sweep_data_sizes {too_big} exceed the {len(train_text)} training bytes available")
     combos = [(d, name) for d in data_sizes for name in model_sizes]
     cell = partial(_sweep_cell, train_text, heldout_text, model_sizes, steps, batch_size, lr, seed, epochs)
-    return pd.DataFrame(parallel.map_tasks(cell, combos, desc="sweep", progress_bar=show_progress))
+
+    def cost(combo):  # bytes trained on and scored, times the weights: the large model on the most data first
+        d, name = combo
+        shape = model_sizes[name]
+        context = shape.get("context", 128)
+        n = sweep_steps(d, steps, epochs, batch_size, context) * batch_size * context + d
+        return n * shape.get("n_layer", 2) * shape.get("n_embd", 64) ** 2
+
+    return pd.DataFrame(parallel.map_tasks(cell, combos, desc="sweep", progress_bar=show_progress, cost=cost))
 
 
 def _sweep_cell(train_text, heldout_text, model_sizes, steps, batch_size, lr, seed, epochs, combo) -> dict:

@@ -134,7 +134,7 @@ def code_lengths_by_size(data: bytes, boundaries: list[int], train: Callable[[by
     """
     _check_boundaries(boundaries, len(data))
     prefix_model = partial(_prefix_model, data, train, heldout, bits_per_param, gap_chunk, seed)
-    done = parallel.map_tasks(prefix_model, boundaries[1:], desc="prequential models")
+    done = parallel.map_tasks(prefix_model, boundaries[1:], desc="prequential models", cost=lambda size: size)
     rows, models = [row for row, _ in done], {row["train_bytes"]: model for row, model in done}
     # the prequential code of each prefix, from the same models: block k is coded by the model of data[:b_k]
     preq = prequential_bits(data, boundaries, lambda prefix: models[len(prefix)])

@@ -67,10 +67,14 @@ def _gpu_resources(c) -> dict | None:
     return {"GPU": 1} if any(w.get("resources", {}).get("GPU") for w in workers) else None
 
 
-def map_tasks(fn: Callable, items: Iterable, desc: str = "tasks", progress_bar: bool = True) -> list:
+def map_tasks(fn: Callable, items: Iterable, desc: str = "tasks", progress_bar: bool = True,
+              cost: Callable | None = None) -> list:
     """[fn(item) for item in items], each item a task on the Dask cluster if there is one, else run
     here in order; results in the order of `items` either way. fn and the items must pickle (Dask uses
-    cloudpickle, so closures and lambdas do)."""
+    cloudpickle, so closures and lambdas do).
+
+    cost(item): a relative estimate of a task's work; on a cluster the costliest tasks start first,
+    so that one long task does not run alone at the end while the other workers wait."""
     from copystudy.training import progress
 
     items = list(items)
@@ -81,8 +85,9 @@ def map_tasks(fn: Callable, items: Iterable, desc: str = "tasks", progress_bar: 
 
     c = client(address)
     resources, tag = _gpu_resources(c), os.urandom(4).hex()
-    futures = [c.submit(run_task, fn, item, pure=False, resources=resources, key=f"{desc}-{i}-{tag}")
-               for i, item in enumerate(items)]
+    rank = {i: r for r, i in enumerate(sorted(range(len(items)), key=lambda i: cost(items[i]) if cost else 0))}
+    futures = [c.submit(run_task, fn, item, pure=False, resources=resources, key=f"{desc}-{i}-{tag}",
+                        priority=rank[i]) for i, item in enumerate(items)]
     for _ in progress(as_completed(futures, loop=c.loop), total=len(futures), desc=f"{desc} (dask)",
                       disable=not progress_bar or None):
         pass

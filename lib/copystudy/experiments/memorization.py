@@ -113,7 +113,8 @@ def canaries_by_model_size(planted: dict[str, bytes], planted_canaries, lm_sizes
     """A byte LM of every size trained on the planted text, every canary measured: (per canary, per
     model size and duplication, per model size)."""
     one_size = partial(_canary_model, planted, planted_canaries, context, steps, batch_size, lr, n_candidates, seed)
-    reports, size_rows = zip(*parallel.map_tasks(one_size, lm_sizes, desc="LM sizes"))
+    reports, size_rows = zip(*parallel.map_tasks(one_size, lm_sizes, desc="LM sizes",
+                                                 cost=lambda shape: shape.get("n_layer", 2) * shape.get("n_embd", 64) ** 2))
     report = pd.concat(reports, ignore_index=True)
     return report, canaries.summarise(report, by=("n_params", "model", "dup")), pd.DataFrame(size_rows)
 
