@@ -85,9 +85,10 @@ def map_tasks(fn: Callable, items: Iterable, desc: str = "tasks", progress_bar: 
 
     c = client(address)
     resources, tag = _gpu_resources(c), os.urandom(4).hex()
-    rank = {i: r for r, i in enumerate(sorted(range(len(items)), key=lambda i: cost(items[i]) if cost else 0))}
-    futures = [c.submit(run_task, fn, item, pure=False, resources=resources, key=f"{desc}-{i}-{tag}",
-                        priority=rank[i]) for i, item in enumerate(items)]
+    order = sorted(range(len(items)), key=lambda i: -cost(items[i])) if cost else range(len(items))
+    submitted = {i: c.submit(run_task, fn, items[i], pure=False, resources=resources, key=f"{desc}-{i}-{tag}",
+                             priority=len(items) - r) for r, i in enumerate(order)}  # earlier: higher priority
+    futures = [submitted[i] for i in range(len(items))]
     for _ in progress(as_completed(futures, loop=c.loop), total=len(futures), desc=f"{desc} (dask)",
                       disable=not progress_bar or None):
         pass
