@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 from copystudy import plan
 from copystudy.params import ParameterError, declared_parameters
 
@@ -133,6 +133,27 @@ def test_unknown_parameter_fails_before_running(project):
 def test_list_shows_parameters_and_sets(project):
     proc = run_cli("list", cwd=project, env={"COPYSTUDY_ROOT": str(project)})
     assert "toy" in proc.stdout and "sizes" in proc.stdout and "params/toy/other.yaml" in proc.stdout
+
+
+def test_list_gives_one_line_per_parameter_whose_default_reads_back():
+    """`copystudy list`: `name = default  # valid values: meaning`, one line per parameter, the default
+    in YAML that reads back (as --set would) to the notebook's own default, dicts in full."""
+    from copystudy.params import yaml_value
+
+    sections, current = {}, None
+    for line in run_cli("list").stdout.splitlines():
+        if line and not line.startswith(" "):
+            current = sections.setdefault(line.split()[0], {})
+        elif " = " in line and "  # " in line:
+            name, rest = line.strip().split(" = ", 1)
+            current[name] = rest
+    for notebook, path in plan.notebooks(ROOT).items():
+        declared = declared_parameters(path)
+        assert list(sections[notebook]) == list(declared), notebook
+        for p in declared.values():
+            default_text, meaning = sections[notebook][p.name].split("  # ", 1)
+            assert yaml_value(default_text) == p.default, (notebook, p.name, default_text)
+            assert meaning.startswith(p.type + ": ")
 
 
 def test_set_one_key_of_a_dict_parameter_and_local_model_paths(tmp_path, monkeypatch):

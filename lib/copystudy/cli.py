@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+import yaml
+
 from copystudy import plan, runner
 from copystudy.params import ParameterError, declared_parameters
 
@@ -16,14 +18,20 @@ SUBCOMMANDS = {
 }
 
 
+def flow_yaml(value) -> str:
+    """A value as one line of YAML, as --set and the parameter files write it ({a: 1, b: [2, 3]})."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**9, sort_keys=False, allow_unicode=True)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
+
+
 def cmd_list(args) -> int:
-    """Notebooks, their parameters (valid values, default, meaning) and the parameter sets in params/."""
+    """Notebooks and their parameters, one line each as the notebook declares them
+    (`name = default  # valid values: meaning`, the default in YAML), and the parameter sets in params/."""
     root = plan.project_root()
     for name, path in plan.notebooks(root).items():
         print(f"{name}  ({path.relative_to(root)})")
         for p in declared_parameters(path).values():
-            default = repr(p.default) if len(repr(p.default)) <= 40 else repr(p.default)[:37] + "..."
-            print(f"    {p.name:<24} {p.type:<40} default {default}\n        {p.help}")
+            print(f"    {p.name} = {flow_yaml(p.default)}  # {p.type}: {p.help}")
         sets = [str(s.relative_to(root)) for s in plan.parameter_sets(name, root)]
         print(f"    parameter sets: {', '.join(sets) or '(none)'}\n")
     return 0
