@@ -4,13 +4,16 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: study test install clean-venv
+.PHONY: study test lab install clean-venv
 
 study: $(VENV)/.installed
 	$(PY) -m copystudy run all --workers auto
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
+
+lab: $(VENV)/.installed
+	$(PY) -m jupyterlab --notebook-dir=. notebooks/01_lm_compression.ipynb
 
 install: $(VENV)/.installed
 
