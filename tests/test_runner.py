@@ -169,6 +169,12 @@ def test_set_one_key_of_a_dict_parameter_and_local_model_paths(tmp_path, monkeyp
         plan.resolve_parameters("lm_compression", sets=["seed.x=1"])
 
 
+def test_the_kernel_runs_on_local_sockets_without_a_tcp_warning(project, tmp_path):
+    proc = run_cli("run", "toy", "--quiet", "--out", str(tmp_path / "r"), cwd=project,
+                   env={"COPYSTUDY_ROOT": str(project)})
+    assert "TCP" not in proc.stderr and "WARNING" not in proc.stderr, proc.stderr
+
+
 def test_threads_reach_the_kernel_and_the_manifest(project, tmp_path):
     """--threads N reaches the kernel; by default it gets one thread whatever the environment says."""
     env = {"COPYSTUDY_ROOT": str(project), "OMP_NUM_THREADS": "4"}

@@ -245,7 +245,8 @@ def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: 
     previous_handler = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
         pm.execute_notebook(str(plan.notebook), str(work / "executed.ipynb"), parameters=plan.values,
-                            kernel_name=kernel, cwd=str(work), progress_bar=progress_bar, log_output=False)
+                            kernel_name=kernel, cwd=str(work), progress_bar=progress_bar, log_output=False,
+                            kernel_manager_class=local_kernel_manager())
     except PapermillExecutionError as exc:
         error = {"cell_index": exc.cell_index, "exec_count": exc.exec_count, "error": exc.ename,
                  "message": exc.evalue, "source": exc.source}
@@ -275,6 +276,20 @@ def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: 
     if not keep_failed:
         runfolder.remove(runfolder.failed(run_dir))
     return run_dir
+
+
+def local_kernel_manager():
+    """jupyter_client's kernel manager with the kernel on local (IPC) sockets rather than TCP ports: the
+    kernel never leaves this machine, opens no port, and does not warn about unencrypted TCP."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class LocalKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc"
+
+    return LocalKernelManager
 
 
 def _main_thread() -> bool:
