@@ -222,12 +222,12 @@ def stream_groups(n_streams: int, group_size: int) -> list[range]:
     return [range(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
 
 
-def _code_group(job):
-    """One group in a worker process: ("encode", predictor, streams) or ("decode", predictor, (coded, as_bytes))."""
+def _code_group(job, progress=None):
+    """One group: ("encode", predictor, streams) or ("decode", predictor, (coded, as_bytes))."""
     kind, predictor, payload = job
     if kind == "encode":
-        return encode_streams(predictor, payload)
-    return decode_streams(predictor, payload[0], as_bytes=payload[1])
+        return encode_streams(predictor, payload, progress)
+    return decode_streams(predictor, payload[0], progress, as_bytes=payload[1])
 
 
 def code_groups(jobs: list[tuple], processes: int = 1, progress=None) -> list:
@@ -240,13 +240,7 @@ def code_groups(jobs: list[tuple], processes: int = 1, progress=None) -> list:
     re-imports the caller's script, which fails in any script without a __main__ guard; the workers
     run numpy and constriction only, never torch."""
     if processes <= 1 or len(jobs) <= 1:
-        out = []
-        for kind, predictor, payload in jobs:
-            if kind == "encode":
-                out.append(encode_streams(predictor, payload, progress))
-            else:
-                out.append(decode_streams(predictor, payload[0], progress, as_bytes=payload[1]))
-        return out
+        return [_code_group(job, progress) for job in jobs]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
