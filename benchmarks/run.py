@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -50,8 +51,6 @@ def train_step(kind: str, threads: int, steps: int) -> dict:
 
 
 def _env() -> dict:
-    import os
-
     return {**os.environ, "COPYSTUDY_PROGRESS": "0"}
 
 
@@ -145,13 +144,15 @@ def part_c(rows: list) -> None:
 def write(rows: list, out: Path) -> None:
     import pandas as pd
 
+    from copystudy.parallel import usable_cores
+
     out.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows, columns=["part", "measurement", "condition", "value", "unit"])
     table["value"] = table["value"].round(3)
     table.to_csv(out / "results.csv", index=False)
     machine = subprocess.run(["uname", "-srm"], capture_output=True, text=True).stdout.strip()
     head = (f"# Benchmarks\n\n`python benchmarks/run.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-            f"{machine}, {len(__import__('os').sched_getaffinity(0))} cores. Parts: (a) threads, alone and beside a "
+            f"{machine}, {usable_cores()} cores. Parts: (a) threads, alone and beside a "
             f"busy process; (b) Dask workers; (c) coder throughput; (d) FLOP/s.\n\n")
     (out / "results.md").write_text(head + table.to_markdown(index=False) + "\n")
     print(table.to_string(index=False))

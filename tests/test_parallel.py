@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -22,7 +23,7 @@ def test_in_process_tasks_keep_order_and_import_no_dask(monkeypatch):
     assert parallel.map_tasks(lambda x: x * x, [3, 1, 2], progress_bar=False) == [9, 1, 4]
     code = ("import sys; from copystudy import parallel; parallel.map_tasks(abs, [-1], progress_bar=False); "
             "print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))")
-    env = {k: v for k, v in __import__("os").environ.items() if k != parallel.SCHEDULER_ENV}
+    env = {k: v for k, v in os.environ.items() if k != parallel.SCHEDULER_ENV}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "False"
 
@@ -97,7 +98,7 @@ def test_a_cluster_of_your_own_with_gpu_resources(tmp_path):
         for _ in range(300):
             if (tmp_path / "scheduler.json").exists():
                 break
-            __import__("time").sleep(0.1)
+            time.sleep(0.1)
         address = json.loads((tmp_path / "scheduler.json").read_text())["address"]
         procs += [subprocess.Popen([os.path.join(bin_dir, "dask"), "worker", address, "--no-nanny", "--nthreads", "1",
                                     "--resources", "GPU=1", "--no-dashboard"], env=env,

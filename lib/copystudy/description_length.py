@@ -306,9 +306,10 @@ def memorization_table(corpus: dict[str, bytes], works: dict[str, bytes], train:
     seeds = list(seeds)
     jobs = [(seed, which) for seed in seeds for which in ("with", "without")]
     data = {"with": join(corpus), "without": join(rest)}
-    bits = parallel.map_tasks(partial(_text_bits, train, data, texts), jobs, desc="memorisation models")
-    records = [{"work": name, "seed": seed, "bits_with": with_bits[name], "bits_without": without_bits[name]}
-               for seed, with_bits, without_bits in zip(seeds, bits[0::2], bits[1::2]) for name in texts]
+    per_model = parallel.map_tasks(partial(_text_bits, train, data, texts), jobs, desc="memorisation models")
+    bits = dict(zip(jobs, per_model))  # (seed, "with" | "without") -> {text: bits}
+    records = [{"work": name, "seed": seed, "bits_with": bits[seed, "with"][name],
+                "bits_without": bits[seed, "without"][name]} for seed in seeds for name in texts]
     long = pd.DataFrame(records)
     long["memorized_bits"] = long["bits_without"] - long["bits_with"]
     agg = long.groupby("work", sort=False).agg(

@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from typing import Callable, Iterable
 
 SCHEDULER_ENV = "COPYSTUDY_SCHEDULER"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS")  # what a new process reads for its thread counts
 _clients: dict = {}
 
 
@@ -141,7 +143,7 @@ def local_cluster(workers: int):
 
     saved = dict(os.environ)
     # the nanny takes these from this process's environment before its config
-    os.environ.update({k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+    os.environ.update({k: "1" for k in THREAD_VARIABLES})
     try:
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
             return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,

@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from copystudy import parallel, runfolder
+from copystudy.parallel import THREAD_VARIABLES
 from copystudy.params import ParameterError
 from copystudy.plan import Plan, prepare, project_root
 
@@ -161,10 +162,6 @@ class _Terminated(KeyboardInterrupt):
 
 def _on_sigterm(signum, frame):
     raise _Terminated()
-
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-                    "VECLIB_MAXIMUM_THREADS")
 
 
 @contextmanager

@@ -106,7 +106,7 @@ class CausalLM:
             raise ValueError(f"context must be an even number >= 2, got {context}")
         set_seed(seed)
         config = GPT2Config(vocab_size=256, n_positions=context, n_embd=n_embd, n_layer=n_layer,
-                            activation_function="gelu_pytorch_tanh",  # gelu_new in one fused kernel: 1.3x faster steps
+                            activation_function="gelu_pytorch_tanh",  # gelu_new as one fused kernel: a step 66 -> 56 ms
                             n_head=n_head, resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
                             bos_token_id=None, eos_token_id=None, pad_token_id=None)
         return cls(GPT2LMHeadModel(config).to(loading.pick_device(device)))
