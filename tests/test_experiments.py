@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from copystudy import baselines
+from copystudy import baselines, compression
 from copystudy.experiments import copyright_risk, description_length, lm_compression, memorization, royalty_shares
 from copystudy.verdicts import rises, trend
 
@@ -76,46 +76,78 @@ def test_copyright_risk_summary_and_verdicts():
 
 
 # ---- lm compression ---------------------------------------------------------------------------------
-def _rates(lm_rate: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    rows = []
+def _rates(lm_rates: list[float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rate tables as `lm_compression.code` returns them: the LM once per seed, classical ones once."""
+    rows, details = [], []
     for text in ("heldout", "train"):
-        for chunking in ("2048-byte chunks", "unchunked"):
-            for name in ["lm", *baselines.COMPRESSORS]:
-                rate = lm_rate * (0.9 if text == "train" and name == "lm" else 1.0) if name == "lm" else 0.35
-                rows.append({"compressor": name, "label": name, "text": text, "chunking": chunking,
+        for chunking in ("2048-byte chunks", "unchunked", lm_compression.ADAPTIVE):
+            for seed, lm_rate in enumerate(lm_rates):
+                if chunking == lm_compression.ADAPTIVE and text == "train":
+                    continue
+                rate = lm_rate * (0.9 if text == "train" else 1.0) * (0.5 if chunking == lm_compression.ADAPTIVE else 1)
+                rows.append({"compressor": "lm", "label": "lm", "seed": seed, "text": text, "chunking": chunking,
                              "raw_rate": rate, "adjusted_rate": rate + 0.5})
-    details = pd.DataFrame([{"text": t, "chunking": c, "ideal_bits": 800.0, "original_bytes": 400,
-                             "overhead_pct": 0.01, "roundtrip_exact": True}
-                            for t in ("heldout", "train") for c in ("2048-byte chunks", "unchunked")])
-    return pd.DataFrame(rows), details
+                details.append({"seed": seed, "text": text, "chunking": chunking, "ideal_bits": 800.0,
+                                "original_bytes": 400, "overhead_pct": 0.01, "roundtrip_exact": True})
+            if chunking != lm_compression.ADAPTIVE:
+                for name in baselines.COMPRESSORS:
+                    rows.append({"compressor": name, "label": name, "seed": np.nan, "text": text, "chunking": chunking,
+                                 "raw_rate": 0.35 if name != "ppmd" else 0.33, "adjusted_rate": 0.35})
+    return pd.DataFrame(rows), pd.DataFrame(details)
+
+
+def _trained(seeds, gap: float):
+    docs = pd.DataFrame([{"split": split, "document": f"{split}{i}", "bytes": 100,
+                          "bits": 300 + (gap * 100 if split == "heldout" else 0) + 5 * i}
+                         for split in ("train", "heldout") for i in range(6)])
+    lm = SimpleNamespace(name="gpt2-bytes", n_params=1000, tokenizer=None, name_or_path=None)
+    return [lm_compression.Trained(s, lm, [], 0.0, docs.assign(seed=s)) for s in seeds]
 
 
 def test_lm_compression_summary_and_verdicts():
-    lm = SimpleNamespace(name="gpt2-bytes", n_params=1000, tokenizer=None, name_or_path=None)
     texts = lm_compression.Texts({}, b"x" * 5000, b"y" * 400, b"x" * 400)
-    rates, details = _rates(0.3)
-    m = lm_compression.summarize(lm, texts, rates, details, 2048, True)
-    assert m["rate_chunked_lm"] == 0.3 and m["lm_vs_gzip_chunked_ratio"] == pytest.approx(0.3 / 0.35)
-    assert m["lm_beats_gzip_and_lzma_chunked"] and m["best_compressor_chunked"] == "lm"
+    rates, details = _rates([0.30, 0.31, 0.29])
+    m = lm_compression.summarize(_trained([0, 1, 2], 0.5), texts, rates, details, 2048, True, n_boot=200)
+    assert m["n_seeds"] == 3 and m["rate_chunked_lm"] == pytest.approx(0.30)
+    lo, hi = m["rate_chunked_lm_ci"]
+    assert lo < 0.30 < hi and hi < 0.33  # the interval over seeds, below every classical rate
+    assert m["lm_vs_gzip_chunked_ratio"] == pytest.approx(0.30 / 0.35)
+    assert m["best_classical_chunked"] == "ppmd" and m["lm_beats_every_classical_chunked"]
+    assert m["best_compressor_chunked"] == "lm" and m["rate_unchunked_lm_adaptive"] == pytest.approx(0.15)
+    assert m["adaptive_roundtrip_exact"] and m["lm_adaptive_beats_every_classical_unchunked"]
     assert m["model_bits_per_byte_heldout"] == 2.0 and m["model_bytes_float16"] == 2000
-    assert m["lm_heldout_minus_train_bits_per_byte"] == pytest.approx(8 * 0.03)
-    assert any("beats gzip" in v for v in lm_compression.verdicts(m, 2048))
-    worse = lm_compression.summarize(lm, texts, *_rates(0.4), 2048, True)
-    assert not worse["lm_beats_gzip_and_lzma_chunked"] and worse["best_compressor_chunked"] != "lm"
-    assert any("does NOT beat gzip" in v for v in lm_compression.verdicts(worse, 2048))
+    assert m["lm_heldout_minus_train_bits_per_byte"] == pytest.approx(0.5 * 8 / 8)
+    assert m["lm_heldout_minus_train_bits_per_byte_ci"][0] > 0
+    said = " ".join(lm_compression.verdicts(m, 2048))
+    assert "beats every classical compressor on the same chunks" in said and "beyond the spread" in said
+    # a wide spread over seeds that reaches above PPMd's rate is not a win, even with a lower mean
+    worse = lm_compression.summarize(_trained([0, 1, 2], 0.0), texts, *_rates([0.20, 0.40, 0.30]), 2048, True,
+                                     n_boot=200)
+    assert not worse["lm_beats_every_classical_chunked"] and worse["rate_chunked_lm"] < 0.33
+    said = " ".join(lm_compression.verdicts(worse, 2048))
+    assert "does NOT beat every classical compressor on the same chunks" in said and "includes 0" in said
     assert list(lm_compression.rates_table(rates).columns[:2]) == ["compressor", "label"]
 
 
 def test_sweep_summary_finds_the_u_and_whether_the_best_size_grows():
-    rows = [(d, name, p, r) for d, rates in ((1000, (0.9, 0.5, 0.7)), (8000, (0.9, 0.8, 0.4)))
-            for (name, p), r in zip((("s", 10), ("m", 100), ("l", 1000)), rates)]
-    table = pd.DataFrame(rows, columns=["data_bytes", "model", "n_params", "adjusted_rate"])
-    best = pd.DataFrame([(1000, "m", 100, 0.5), (8000, "l", 1000, 0.4)], columns=table.columns)
+    noise = {(20000, "l"): 0.1}  # one noisy cell; the others vary by 0.01 between seeds
+    rows = [(d, name, p, seed, r + noise.get((d, name), 0.01) * (seed - 1)) for d, rates in
+            ((1000, (0.9, 0.5, 0.7)), (8000, (0.9, 0.8, 0.4)), (20000, (0.9, 0.5, 0.52)))
+            for (name, p), r in zip((("s", 10), ("m", 100), ("l", 1000)), rates) for seed in range(3)]
+    table = pd.DataFrame(rows, columns=["data_bytes", "model", "n_params", "seed", "adjusted_rate"])
+    table = table.assign(train_rate=table.adjusted_rate, heldout_rate=table.adjusted_rate)
+    best = compression.best_model_per_data_size(table)
     m = lm_compression.summarize_sweep(table, best)
-    assert m["sweep_u_shape_by_data_bytes"] == {1000: True, 8000: False}
-    assert m["sweep_best_grows_with_data"] and m["sweep_best_model_params_by_data_bytes"] == {1000: 100, 8000: 1000}
+    assert m["sweep_n_seeds"] == 3
+    assert m["sweep_u_shape_by_data_bytes"] == {1000: True, 8000: False, 20000: True}
+    # at 20000 bytes the interior minimum is within seed noise of the largest model: no U established
+    assert m["sweep_u_shape_separated_by_data_bytes"] == {1000: True, 8000: False, 20000: False}
+    assert m["sweep_tied_models_by_data_bytes"][20000] == ["m", "l"]
+    assert m["sweep_best_model_params_by_data_bytes"] == {1000: 100, 8000: 1000, 20000: 100}
+    assert not m["sweep_best_grows_with_data"] and not m["sweep_best_grows_beyond_seed_noise"]
     said = lm_compression.sweep_verdicts(m, table)
-    assert "a U" in said[0] and "the largest model is best" in said[1] and said[-1].endswith("grows with the data")
+    assert "a U" in said[0] and "the largest model is best" in said[1] and "within seed noise" in said[2]
+    assert said[-1].endswith("does NOT grow with the data at this scale")
 
 
 # ---- description length -----------------------------------------------------------------------------

@@ -67,7 +67,12 @@ def test_sweep_rows_and_validation():
 
 def test_smoke_run_and_compress_cli(run_notebook, tmp_path, capsys):
     out, metrics = run_notebook("lm_compression")
-    assert metrics["roundtrip_exact"] is True
+    assert metrics["roundtrip_exact"] is True and metrics["adaptive_roundtrip_exact"] is True
+    assert metrics["n_seeds"] == 2 and metrics["sweep_n_seeds"] == 2
+    for key in ("rate_chunked_lm", "rate_unchunked_lm", "rate_unchunked_lm_adaptive",
+                "lm_heldout_minus_train_bits_per_byte"):
+        lo, hi = metrics[f"{key}_ci"]
+        assert lo <= metrics[key] <= hi, key
     names = ["lm", *baselines.COMPRESSORS]
     for name in names:
         for key in (f"rate_chunked_{name}", f"rate_unchunked_{name}", f"train_rate_chunked_{name}"):

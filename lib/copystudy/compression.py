@@ -115,16 +115,56 @@ def compare(lm: CausalLM, texts: dict[str, bytes], chunk_sizes=(2048, None), ver
                          "raw_rate": raw_rate(info["coded_bytes"], len(data)),
                          "adjusted_rate": adjusted_rate(info["coded_bytes"], len(data), lm.n_params),
                          "roundtrip_exact": info["roundtrip_exact"]})
-            pieces = lm_chunks(lm, data, chunk_size)
-            for name, comp in baselines.COMPRESSORS.items():
-                size = baselines.compressed_size(name, pieces, verify=verify)
-                rows.append({"compressor": name, "label": comp.label, "text": text_name, "chunking": label,
-                             "original_bytes": len(data), "compressed_bytes": size,
-                             "raw_rate": raw_rate(size, len(data)), "adjusted_rate": raw_rate(size, len(data)),
-                             "roundtrip_exact": True if verify else None})
-    table = pd.DataFrame(rows)
+    table = pd.concat([pd.DataFrame(rows), baseline_rates(texts, chunk_sizes, verify, utf8=lm.tokenizer is not None)],
+                      ignore_index=True)
     table["bits_per_byte"] = 8 * table["raw_rate"]
     return table, details
+
+
+def baseline_rates(texts: dict[str, bytes], chunk_sizes=(2048, None), verify: bool = True,
+                   utf8: bool = False) -> pd.DataFrame:
+    """Every classical compressor on the same texts and chunks as the LM: one row per compressor x text
+    x chunking (raw rate = adjusted rate: they send no learned weights)."""
+    rows = []
+    for text_name, data in texts.items():
+        for chunk_size in chunk_sizes:
+            pieces = coding.chunks(data, chunk_size, utf8=utf8)
+            for name, comp in baselines.COMPRESSORS.items():
+                size = baselines.compressed_size(name, pieces, verify=verify)
+                rows.append({"compressor": name, "label": comp.label, "text": text_name,
+                             "chunking": chunking_label(chunk_size), "original_bytes": len(data),
+                             "compressed_bytes": size, "raw_rate": raw_rate(size, len(data)),
+                             "adjusted_rate": raw_rate(size, len(data)), "roundtrip_exact": True if verify else None})
+    return pd.DataFrame(rows)
+
+
+def adaptive_code(lm: CausalLM, data: bytes, block: int = 4096, steps: int = 20, window: int = 16384,
+                  batch_size: int = 16, lr: float = 1e-3, seed: int = 0, verify: bool = True) -> dict:
+    """Code data as one stream with a model that keeps training on what it has coded (NNCP-style,
+    `online_coding.AdaptiveLearner`), starting from `lm`; the decoder replays the same updates from the
+    bytes it decodes. Returns the same fields as `lm_code`."""
+    from copystudy import online_coding
+
+    boundaries = online_coding.equal_blocks(len(data), block)
+
+    def learner():
+        return online_coding.AdaptiveLearner(lm, steps=steps, window=window, batch_size=batch_size, lr=lr, seed=seed)
+
+    t0 = time.perf_counter()
+    code = online_coding.encode(data, boundaries, learner())
+    t1 = time.perf_counter()
+    exact = None
+    if verify:
+        try:
+            exact = online_coding.decode(code, learner()) == bytes(data)
+        except online_coding.DecodeError:
+            exact = False
+    t2 = time.perf_counter()
+    ideal = code.ideal_total_bits
+    return {"original_bytes": len(data), "n_chunks": len(code.words), "n_symbols": code.n_bytes,
+            "coded_bytes": code.coded_bits // 8, "coded_bits": code.coded_bits, "ideal_bits": ideal,
+            "overhead_pct": 100.0 * (code.coded_bits / ideal - 1.0) if ideal else 0.0, "roundtrip_exact": exact,
+            "encode_seconds": t1 - t0, "decode_seconds": t2 - t1, "coder_processes": 1}
 
 
 # ---- model size x data size sweep ------------------------------------------------------------------
@@ -143,9 +183,10 @@ def sweep_corpus(train_docs: dict[str, bytes], stdlib_bytes: int = 0, seed: int 
 
 
 def sweep(train_text: bytes, heldout_text: bytes, model_sizes: dict[str, dict], data_sizes: list[int],
-          steps: int, batch_size: int = 16, lr: float = 2e-3, seed: int = 0, epochs: float = 0.0,
+          steps: int, batch_size: int = 16, lr: float = 2e-3, seeds=(0,), epochs: float = 0.0,
           show_progress: bool = True) -> pd.DataFrame:
-    """Train each model size on the first D bytes of train_text for each D; one row per (D, model).
+    """Train each model size on the first D bytes of train_text for each D and seed; one row per
+    (D, model, seed).
 
     Every model trains for at least `steps` steps, and for at least `epochs` passes over its D bytes
     (so a large data set is not left half seen; small ones are seen for more epochs).
@@ -157,11 +198,13 @@ def sweep(train_text: bytes, heldout_text: bytes, model_sizes: dict[str, dict], 
     too_big = [d for d in data_sizes if d > len(train_text)]
     if too_big:
         raise ValueError(f"sweep_data_sizes {too_big} exceed the {len(train_text)} training bytes available")
-    combos = [(d, name) for d in data_sizes for name in model_sizes]
-    cell = partial(_sweep_cell, train_text, heldout_text, model_sizes, steps, batch_size, lr, seed, epochs)
+    if isinstance(seeds, int):
+        seeds = [seeds]
+    combos = [(d, name, seed) for d in data_sizes for name in model_sizes for seed in seeds]
+    cell = partial(_sweep_cell, train_text, heldout_text, model_sizes, steps, batch_size, lr, epochs)
 
     def cost(combo):  # bytes trained on and scored, times the weights: the large model on the most data first
-        d, name = combo
+        d, name, _ = combo
         shape = model_sizes[name]
         context = shape.get("context", 128)
         n = sweep_steps(d, steps, epochs, batch_size, context) * batch_size * context + d
@@ -170,9 +213,9 @@ def sweep(train_text: bytes, heldout_text: bytes, model_sizes: dict[str, dict], 
     return pd.DataFrame(parallel.map_tasks(cell, combos, desc="sweep", progress_bar=show_progress, cost=cost))
 
 
-def _sweep_cell(train_text, heldout_text, model_sizes, steps, batch_size, lr, seed, epochs, combo) -> dict:
-    """One cell of the sweep (a task): model size `name` trained on the first d bytes."""
-    d, name = combo
+def _sweep_cell(train_text, heldout_text, model_sizes, steps, batch_size, lr, epochs, combo) -> dict:
+    """One cell of the sweep (a task): model size `name` trained on the first d bytes with one seed."""
+    d, name, seed = combo
     data = train_text[:d]
     lm = CausalLM.from_config(**model_sizes[name], seed=seed)
     n_steps = sweep_steps(d, steps, epochs, batch_size, lm.context)
@@ -181,7 +224,7 @@ def _sweep_cell(train_text, heldout_text, model_sizes, steps, batch_size, lr, se
     seconds = time.perf_counter() - t0
     train_bits = float(lm.batched_bits(data, batch_size=32).sum())
     held_bits = float(lm.batched_bits(heldout_text, batch_size=32).sum())
-    return {"data_bytes": d, "model": name, "n_params": lm.n_params, "model_bytes": model_bytes(lm.n_params),
+    return {"data_bytes": d, "model": name, "seed": seed, "n_params": lm.n_params, "model_bytes": model_bytes(lm.n_params),
             "train_rate": train_bits / 8 / d, "adjusted_rate": adjusted_rate(train_bits / 8, d, lm.n_params),
             "heldout_rate": held_bits / 8 / len(heldout_text),
             "steps": n_steps, "epochs": n_steps * batch_size * min(lm.context, d - 1) / d,
@@ -193,13 +236,47 @@ def sweep_steps(data_bytes: int, steps: int, epochs: float, batch_size: int, con
     return max(int(steps), math.ceil(epochs * data_bytes / (batch_size * min(context, data_bytes - 1))))
 
 
+def sweep_means(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (D, model): the adjusted, train and held-out rates as means over seeds, with the
+    95% interval of the adjusted rate (adjusted_low, adjusted_high)."""
+    from copystudy import intervals
+
+    rows = []
+    for (d, name), g in table.groupby(["data_bytes", "model"], sort=False):
+        mean, lo, hi = intervals.mean_ci(g["adjusted_rate"])
+        rows.append({"data_bytes": d, "model": name, "n_params": int(g["n_params"].iloc[0]), "n_seeds": len(g),
+                     "adjusted_rate": mean, "adjusted_low": lo, "adjusted_high": hi,
+                     "train_rate": g["train_rate"].mean(), "heldout_rate": g["heldout_rate"].mean()})
+    return pd.DataFrame(rows)
+
+
 def best_model_per_data_size(table: pd.DataFrame) -> pd.DataFrame:
-    """The model size with the lowest adjusted rate for each data size (does it grow with the data?)."""
-    idx = table.groupby("data_bytes")["adjusted_rate"].idxmin()
-    return table.loc[idx, ["data_bytes", "model", "n_params", "adjusted_rate"]].reset_index(drop=True)
+    """The model size with the lowest (mean) adjusted rate for each data size (does it grow with the
+    data?), and the sizes whose 95% interval overlaps the best one's: tied with it within seed noise."""
+    means = sweep_means(table) if "seed" in table else table
+    rows = []
+    for d, g in means.groupby("data_bytes"):
+        best = g.loc[g["adjusted_rate"].idxmin()]
+        hi = best.get("adjusted_high", best["adjusted_rate"])
+        tied = g[g.get("adjusted_low", g["adjusted_rate"]) <= hi]
+        rows.append({"data_bytes": d, "model": best["model"], "n_params": int(best["n_params"]),
+                     "adjusted_rate": best["adjusted_rate"], "tied_models": ",".join(tied["model"]),
+                     "tied_min_params": int(tied["n_params"].min()), "tied_max_params": int(tied["n_params"].max())})
+    return pd.DataFrame(rows)
 
 
 def is_u_shaped(rates: list[float]) -> bool:
     """True if the minimum of a sequence (ordered by model size) lies strictly inside it."""
     i = int(np.argmin(rates))
     return 0 < i < len(rates) - 1
+
+
+def u_shape_separated(means: pd.DataFrame) -> bool:
+    """A U that survives seed noise: the minimum of the mean adjusted rate (rows ordered by model size)
+    lies strictly inside, and its 95% interval lies below both end models' intervals."""
+    rates = means["adjusted_rate"].tolist()
+    i = int(np.argmin(rates))
+    if not 0 < i < len(rates) - 1:
+        return False
+    hi = means["adjusted_high"].iloc[i]
+    return bool(hi < means["adjusted_low"].iloc[0] and hi < means["adjusted_low"].iloc[-1])
