@@ -92,6 +92,46 @@ def test_fold_table_takes_information_from_the_reference_and_fidelity_from_the_o
     assert np.allclose(canary["exposure"], canary["fold"].map(lambda j: np.mean([m for m in range(3) if m != j])))
 
 
+def test_summary_and_verdicts_from_known_scores():
+    """Fake scores with a known answer: one document 60% memorised, the rest 10%; x1 canaries 10%,
+    x8 canaries 90% and extracted by every seen model; the reference pays 20 + seed bits a secret."""
+    import pandas as pd
+
+    from copystudy import canaries
+    from copystudy.experiments import copyright_risk as cr
+
+    design = cr.text_design(_small_corpus(), 3, [1, 8], 1, 6, format_lines=0, seed=0)
+    first = max(design.docs, key=lambda n: len(design.docs[n]))  # >= 100 bits: rich
+    results = {}
+    for s in (0, 1, 2):
+        for m in range(3):
+            seen = {i for i, f in enumerate(design.canary_fold) if f != m}
+            results[s, m] = {
+                "doc_bits": {n: len(t) * (1.0 if design.fold_of[n] == m else 0.4 if n == first else 0.9)
+                             for n, t in design.docs.items()},
+                "canary_bits": [20.0 + s if i not in seen else (20.0 + s) * (0.1 if c.dup == 8 else 0.9)
+                                for i, c in enumerate(design.canaries)],
+                "report": {i: (design.canaries[i].dup == 8, 5.0) for i in seen}}
+    text = cr.text_map(design, results, [0, 1, 2], info_cut=100.0, fidelity_cut=0.5)
+    images = pd.DataFrame({"work": range(4), "info_bits": [10.0, 20.0, 30.0, 40.0], "fidelity": [0.9, 0.6, 0.1, 0.0],
+                           "closest_sample_l2": [0.01, 0.1, 0.3, 0.4], "copies_among_samples": [3, 0, 0, 0]})
+    m = cr.summarize(cr.WorkRisk(images, images.assign(region="x"), 25.0), text, 0.5, 0.15, 2, 6, 0.5)
+    assert m["image_n_seeds"] == 1 and m["n_seeds"] == 3 and m["text_folds"] == 3
+    assert m["canary_info_bits_mean"] == pytest.approx(21.0)
+    assert m["canary_info_bits_mean_ci"][0] < 21.0 < m["canary_info_bits_mean_ci"][1]
+    assert m["canary_info_bits_analytic"] == pytest.approx(canaries.analytic_bits(6))
+    assert m["canary_fidelity_by_dup"] == pytest.approx({1: 0.1, 8: 0.9})
+    assert m["canary_extractable_by_dup"] == {1: 0.0, 8: 1.0}
+    assert m["canary_extractable_by_dup_ci"][8][0] < 1.0 == m["canary_extractable_by_dup_ci"][8][1]
+    assert m["document_fidelity_max"] == pytest.approx(0.6)
+    assert m["text_regions"][R.REGIONS[(True, True)]] == 1 and m["text_riskiest"][0] == first
+    assert m["text_riskiest_document"]["work"] == first
+    said = "\n".join(cr.verdicts(m, 0.5, 0.15))
+    assert "21.0 [18.5, 23.5] bits" in said and "the analytic value lies inside the interval" in said
+    assert "rich and reproduced (highest risk): 1;" in said and "permutation p" in said
+    assert "lower than the x8 canaries', and their 95% intervals separate" in said
+
+
 @pytest.fixture(scope="module")
 def tiny_text_risk():
     from copystudy.experiments.copyright_risk import text_risk
@@ -101,6 +141,8 @@ def tiny_text_risk():
 
 
 def test_text_regions_follow_the_stated_thresholds(tiny_text_risk):
+    from copystudy.experiments.copyright_risk import weakest_references
+
     text = tiny_text_risk
     ranked = text.ranked
     rich, reproduced = ranked["info_bits"] >= 100.0, ranked["fidelity"] >= 0.3
@@ -110,6 +152,8 @@ def test_text_regions_follow_the_stated_thresholds(tiny_text_risk):
     t = text.table
     assert ((t["info_bits_lo"] <= t["info_bits"] + 1e-9) & (t["info_bits"] <= t["info_bits_hi"] + 1e-9)).all()
     assert (t["ppmd_bits"] > 0).all() and {"info_bpb", "ppmd_bpb"} <= set(t.columns)
+    weak = weakest_references(t, 3)
+    assert list(weak["excess_bpb"]) == sorted(weak["excess_bpb"], reverse=True) and len(weak) == 3
 
 
 def test_information_fidelity_association_is_the_permutation_test(tiny_text_risk):

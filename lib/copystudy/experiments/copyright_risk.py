@@ -190,6 +190,14 @@ def add_compressor(table: pd.DataFrame, bits: dict[str, float], name: str = "ppm
     return table
 
 
+def weakest_references(table: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+    """The documents whose reference pays most over PPMd per byte: where a work's 'information' is what
+    the models that never saw it lack (an unfamiliar format) more than what it holds."""
+    docs = table[table["kind"] == "document"].assign(excess_bpb=lambda d: d["info_bpb"] - d["ppmd_bpb"])
+    return docs.sort_values("excess_bpb", ascending=False).head(n)[
+        ["work", "bytes", "info_bpb", "ppmd_bpb", "excess_bpb", "fidelity", "fidelity_lo", "fidelity_hi"]]
+
+
 def association(table: pd.DataFrame, kind: str | None = None, n_perm: int = N_PERM, seed: int = 0) -> dict:
     """Spearman correlation of information and fidelity over the works (of one kind if given: 'document'
     or 'canary') and its permutation p-value: is a work's fidelity related to its information at all?"""
@@ -208,7 +216,14 @@ def text_risk(docs: dict[str, bytes], dups, canaries_per_dup: int, n_digits: int
     spec = {"family": "causal_lm", "context": lm_context, **lm_shape}
     items = [(s, j) for s in seeds for j in range(k)]
     train = partial(_fold_lm, design, spec, lm_steps, lm_batch_size, lm_lr, n_candidates)
-    results = dict(zip(items, parallel.map_tasks(train, items, desc=f"LMs: {len(seeds)} seeds x {k} folds")))
+    results = dict(zip(items, parallel.map_tasks(train, items, desc=f"LMs: {len(seeds)} seeds x {k} folds",
+                                                 cost=lambda item: lm_steps)))
+    return text_map(design, results, seeds, info_cut, fidelity_cut, seed)
+
+
+def text_map(design: TextDesign, results: dict, seeds, info_cut: float, fidelity_cut: float, seed: int = 0) -> WorkRisk:
+    """The text map from the tasks' scores: per-seed rows, their means with intervals, PPMd beside them,
+    regions at the stated cuts, and the permutation tests of information against fidelity."""
     ppmd = {w: compressor_bits(b, "ppmd") for w, b in work_bytes(design).items()}
     per_seed = add_compressor(fold_table(design, results, seeds), ppmd)
     table = add_compressor(mean_over_seeds(per_seed), ppmd)
@@ -254,7 +269,7 @@ def text_summary(text: WorkRisk, n_digits: int, fidelity_cut: float, top_k: int)
            for d, g in canary.groupby(canary["kind"].map(_dup))}
     docs = text.ranked[text.ranked["kind"] == "document"]
     top_doc = docs.iloc[0]
-    weak = docs.loc[(docs["info_bpb"] - docs["ppmd_bpb"]).idxmax()]
+    weak = docs.loc[(docs["info_bpb"] - docs["ppmd_bpb"]).idxmax()]  # = weakest_references(...).iloc[0]
     m.update({
         "text_folds": text.design.k, "text_works": len(text.table),
         "canary_info_bits_analytic": canaries.analytic_bits(n_digits),
@@ -422,7 +437,7 @@ def plot_text_map(text: WorkRisk, fidelity_cut: float):
                        zorder=2)
     ax.set(xlabel="information content: bits under the model that never saw the work (log scale)",
            ylabel="fidelity: memorised fraction of the work's bits", title="Copyright risk map: text")
-    ax.legend(fontsize=8, loc="upper left", title="work")
+    ax.legend(fontsize=8, loc="center left", title="work")
     sns.scatterplot(data=t, x="info_bits", y="ppmd_bits", hue="kind", ax=bx, s=40, legend=False, zorder=2)
     lo, hi = float(min(t["info_bits"].min(), t["ppmd_bits"].min())), float(max(t["info_bits"].max(), t["ppmd_bits"].max()))
     bx.plot([lo, hi], [lo, hi], color="k", lw=0.8, ls=":", label="equal bits")
