@@ -369,7 +369,7 @@ def text_verdicts(m: dict) -> list[str]:
     top = max(fid)
     out.append(f"  documents: memorised fraction {_ci(m, 'document_fidelity_mean')} on average, "
                f"{_ci(m, 'document_fidelity_max')} at most; -> " +
-               intervals.compare(f"the documents' mean memorised fraction", m["document_fidelity_mean_ci"],
+               intervals.compare("the documents' mean memorised fraction", m["document_fidelity_mean_ci"],
                                  f"the x{top} canaries'", fid_ci[top]) + ".")
     out.append(f"  documents cost {_ci(m, 'document_info_bpb_mean')} bits/byte under their "
                f"references, {m['document_ppmd_bpb_mean']:.2f} under PPMd (each document alone).")
