@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from copystudy import baselines
-from copystudy.experiments import copyright_risk, description_length, lm_compression, memorization, royalty_shares
+from copystudy.experiments import description_length, lm_compression, memorization, royalty_shares
 from copystudy.verdicts import rises, trend
 
 
