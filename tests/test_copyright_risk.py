@@ -36,11 +36,192 @@ def test_regions_and_ranking():
     assert ranked["work"].tolist() == ["a", "b", "c", "d"]
 
 
+# ---- text: the k-fold design ----------------------------------------------------------------------
+def _small_corpus(n_bytes=12_000):
+    from copystudy import canaries, data
+
+    return canaries.text_budget(data.python_docs(), n_bytes)
+
+
+def test_assign_folds_gives_every_document_one_fold_and_no_fold_empty():
+    from copystudy.experiments.copyright_risk import assign_folds
+
+    docs = _small_corpus()
+    fold = assign_folds(docs, 3, seed=0)
+    assert set(fold) == set(docs) and set(fold.values()) == {0, 1, 2}
+    sizes = [sum(len(docs[n]) for n in docs if fold[n] == j) for j in range(3)]
+    assert max(sizes) - min(sizes) <= max(len(d) for d in docs.values())  # greedy by bytes: balanced
+    with pytest.raises(ValueError, match="at least 3 documents"):
+        assign_folds(dict(list(docs.items())[:2]), 3)
+
+
+def test_reference_model_never_trained_on_the_work_and_seen_models_did():
+    """The invariant of the k-fold design, on the training texts themselves: the reference of a work
+    (model `fold`) never has the work in its training text; every other model has it."""
+    from copystudy.experiments.copyright_risk import text_design, training_text
+
+    design = text_design(_small_corpus(), 3, [1, 4], 2, 6, format_lines=30, seed=0)
+    trained = [training_text(design, j) for j in range(design.k)]
+    texts = [b"\x00".join(t.values()) for t in trained]
+    for name, doc in design.docs.items():  # planted canary lines break a document up: seen = by name
+        fold = design.fold_of[name]
+        assert name not in trained[fold] and doc not in texts[fold]
+        assert all(name in trained[m] for m in range(design.k) if m != fold)
+    assert len(design.canaries) == 2 * 2 * 3
+    for c, fold in zip(design.canaries, design.canary_fold):
+        assert c.text not in texts[fold]
+        assert all(texts[m].count(c.text + b"\n") == c.dup for m in range(design.k) if m != fold)
+
+
+def test_fold_table_takes_information_from_the_reference_and_fidelity_from_the_others():
+    """With fake scores that name the model they came from (model m gives 100 + m bits to everything),
+    every row's info_bits must be its fold's model's, and seen_bits the mean of the other models'."""
+    from copystudy.experiments.copyright_risk import fold_table, text_design
+
+    design = text_design(_small_corpus(), 3, [1, 2], 1, 6, format_lines=0, seed=0)
+    results = {(s, m): {"doc_bits": {n: 100.0 + m for n in design.docs},
+                        "canary_bits": [100.0 + m] * len(design.canaries),
+                        "report": {i: (m == 1, float(m)) for i, f in enumerate(design.canary_fold) if f != m}}
+               for s in (0, 1, 2) for m in range(3)}
+    table = fold_table(design, results, [0, 1, 2])
+    assert len(table) == 3 * (len(design.docs) + len(design.canaries))
+    assert (table["info_bits"] == 100 + table["fold"]).all()
+    others = table["fold"].map(lambda j: np.mean([100 + m for m in range(3) if m != j]))
+    assert np.allclose(table["seen_bits"], others)
+    canary = table[table["kind"].str.startswith("canary")]
+    assert np.allclose(canary["exposure"], canary["fold"].map(lambda j: np.mean([m for m in range(3) if m != j])))
+
+
+def test_summary_and_verdicts_from_known_scores():
+    """Fake scores with a known answer: one document 60% memorised, the rest 10%; x1 canaries 10%,
+    x8 canaries 90% and extracted by every seen model; the reference pays 20 + seed bits a secret."""
+    import pandas as pd
+
+    from copystudy import canaries
+    from copystudy.experiments import copyright_risk as cr
+
+    design = cr.text_design(_small_corpus(), 3, [1, 8], 1, 6, format_lines=0, seed=0)
+    first = max(design.docs, key=lambda n: len(design.docs[n]))  # >= 100 bits: rich
+    results = {}
+    for s in (0, 1, 2):
+        for m in range(3):
+            seen = {i for i, f in enumerate(design.canary_fold) if f != m}
+            results[s, m] = {
+                "doc_bits": {n: len(t) * (1.0 if design.fold_of[n] == m else 0.4 if n == first else 0.9)
+                             for n, t in design.docs.items()},
+                "canary_bits": [20.0 + s if i not in seen else (20.0 + s) * (0.1 if c.dup == 8 else 0.9)
+                                for i, c in enumerate(design.canaries)],
+                "report": {i: (design.canaries[i].dup == 8, 5.0) for i in seen}}
+    text = cr.text_map(design, results, [0, 1, 2], info_cut=100.0, fidelity_cut=0.5)
+    images = pd.DataFrame({"work": range(4), "info_bits": [10.0, 20.0, 30.0, 40.0], "fidelity": [0.9, 0.6, 0.1, 0.0],
+                           "closest_sample_l2": [0.01, 0.1, 0.3, 0.4], "copies_among_samples": [3, 0, 0, 0]})
+    m = cr.summarize(cr.WorkRisk(images, images.assign(region="x"), 25.0), text, 0.5, 0.15, 2, 6, 0.5)
+    assert m["image_n_seeds"] == 1 and m["n_seeds"] == 3 and m["text_folds"] == 3
+    assert m["canary_info_bits_mean"] == pytest.approx(21.0)
+    assert m["canary_info_bits_mean_ci"][0] < 21.0 < m["canary_info_bits_mean_ci"][1]
+    assert m["canary_info_bits_analytic"] == pytest.approx(canaries.analytic_bits(6))
+    assert m["canary_fidelity_by_dup"] == pytest.approx({1: 0.1, 8: 0.9})
+    assert m["canary_extractable_by_dup"] == {1: 0.0, 8: 1.0}
+    assert m["canary_extractable_by_dup_ci"][8][0] < 1.0 == m["canary_extractable_by_dup_ci"][8][1]
+    assert m["document_fidelity_max"] == pytest.approx(0.6)
+    assert m["text_regions"][R.REGIONS[(True, True)]] == 1 and m["text_riskiest"][0] == first
+    assert m["text_riskiest_document"]["work"] == first
+    said = "\n".join(cr.verdicts(m, 0.5, 0.15))
+    assert "21.0 [18.5, 23.5] bits" in said and "the analytic value lies inside the interval" in said
+    assert "rich and reproduced (highest risk): 1;" in said and "permutation p" in said
+    assert "lower than the x8 canaries', and their 95% intervals separate" in said
+
+
+@pytest.fixture(scope="module")
+def tiny_text_risk():
+    from copystudy.experiments.copyright_risk import text_risk
+
+    return text_risk(_small_corpus(8_000), [1, 4], 1, 6, {"n_layer": 1, "n_head": 1, "n_embd": 16}, 64, 3, 8, 3e-3,
+                     15, info_cut=100.0, fidelity_cut=0.3, k=2, seeds=[0, 1], format_lines=10, seed=0)
+
+
+def test_text_regions_follow_the_stated_thresholds(tiny_text_risk):
+    from copystudy.experiments.copyright_risk import weakest_references
+
+    text = tiny_text_risk
+    ranked = text.ranked
+    rich, reproduced = ranked["info_bits"] >= 100.0, ranked["fidelity"] >= 0.3
+    assert list(ranked["region"]) == [R.REGIONS[(bool(i), bool(f))] for i, f in zip(rich, reproduced)]
+    assert text.info_cut == 100.0  # the stated cut, not a median
+    assert sorted(text.per_seed["seed"].unique()) == [0, 1]
+    t = text.table
+    assert ((t["info_bits_lo"] <= t["info_bits"] + 1e-9) & (t["info_bits"] <= t["info_bits_hi"] + 1e-9)).all()
+    assert (t["ppmd_bits"] > 0).all() and {"info_bpb", "ppmd_bpb"} <= set(t.columns)
+    weak = weakest_references(t, 3)
+    assert list(weak["excess_bpb"]) == sorted(weak["excess_bpb"], reverse=True) and len(weak) == 3
+
+
+def test_information_fidelity_association_is_the_permutation_test(tiny_text_risk):
+    from copystudy import intervals
+    from copystudy.experiments.copyright_risk import N_PERM
+
+    text = tiny_text_risk
+    rho, p = intervals.permutation_test(text.table["info_bits"], text.table["fidelity"], N_PERM, 0)
+    assert text.association["all"] == {"rho": rho, "p": p, "n": len(text.table)}
+    assert 1 / (N_PERM + 1) <= p <= 1
+    assert text.association["document"]["n"] == int((text.table["kind"] == "document").sum())
+
+
+def test_reference_that_saw_the_template_but_not_the_secret_pays_the_analytic_bits():
+    """A 6-digit PIN carries log2(10^6) = 19.93 bits. An LM trained on 400 lines of the canary format,
+    each with a fresh random secret, codes 60 unseen secrets at close to that; one trained on the same
+    number of lines holding only 4 secrets (each 100 times) pays far more once it has memorised them
+    (about 48 bits at 500 steps when written; still about 22 at 300, before memorising): it bets on
+    the secrets it memorised, which is why a reference whose canary lines are dominated by duplicated
+    canaries overstates a canary's information.
+
+    Tolerance: by Gibbs' inequality a model's mean code length for uniform secrets is >= 19.93 bits in
+    expectation, so it can fall below only by the sampling error of a mean of 60 (per-secret sd was
+    0.25 bits when this was written: 0.5 bits is > 10 standard errors); above, 1.5 bits (0.25 bit a
+    digit) leaves room for an undertrained tiny model (20.0 was measured at 500 steps, 20.4 at 300)."""
+    from copystudy import canaries, models, parallel
+
+    analytic = canaries.analytic_bits(6)
+    assert analytic == pytest.approx(19.93, abs=0.01)
+
+    def mean_bits(lines: bytes) -> float:
+        lm = models.build({"family": "causal_lm", "n_layer": 1, "n_head": 2, "n_embd": 32, "context": 64}, seed=0)
+        with parallel.single_thread():  # as in a task; several times faster than two threads on a busy machine
+            lm.fit(lines, 600, batch_size=16, lr=3e-3, seed=0, progress_bar=False)
+        score = canaries.lm_scorer(lm)
+        unseen = canaries.make_canaries([1], 60, 6, seed=99)
+        return float(np.mean([score(b"\n" + c.prefix, [c.secret])[0] for c in unseen]))
+
+    template = canaries.template_lines(400, 6, seed=1)
+    assert len({c.secret for c in template}) > 390 and all(c.dup == 1 for c in template)
+    assert analytic - 0.5 <= mean_bits(b"".join(c.text + b"\n" for c in template)) <= analytic + 1.5
+    few = canaries.make_canaries([100], 4, 6, seed=2)
+    assert mean_bits(b"".join((c.text + b"\n") * c.dup for c in few)) > analytic + 5
+
+
+def _ci_keys_are_sane(metrics: dict) -> list[str]:
+    keys = [k[:-3] for k in metrics if k.endswith("_ci")]
+    for key in keys:
+        mean, ci = metrics[key], metrics[f"{key}_ci"]
+        pairs = [(mean[d], ci[d]) for d in mean] if isinstance(mean, dict) else [(mean, ci)]
+        for m, (lo, hi) in pairs:
+            assert lo - 1e-9 <= m <= hi + 1e-9, (key, m, lo, hi)
+    return keys
+
+
 def test_copyright_risk_smoke_run(run_notebook):
     out, metrics = run_notebook("copyright_risk")
     assert metrics["image_works"] == 16
     assert sum(metrics["image_regions"].values()) == 16
+    assert metrics["image_n_seeds"] == 1 and metrics["n_seeds"] == 3 and metrics["text_folds"] == 3
+    keys = _ci_keys_are_sane(metrics)
+    assert {"canary_info_bits_mean", "document_fidelity_mean", "text_info_fidelity_rho", "canary_fidelity_by_dup",
+            "canary_extractable_by_dup"} <= set(keys)
     assert metrics["canary_info_bits_mean"] > 0
+    assert metrics["canary_info_bits_analytic"] == pytest.approx(19.93, abs=0.01)
+    assert 0 < metrics["text_info_fidelity_p"] <= 1 and 0 < metrics["document_info_fidelity_p"] <= 1
+    assert sum(metrics["text_regions"].values()) == metrics["text_works"]
     for name in ("risk_map_images", "risk_map_text", "riskiest_images"):
         assert (out / "figures" / f"{name}.png").is_file()
-    assert (out / "tables" / "image_works_ranked.md").is_file()
+    for name in ("image_works_ranked", "text_works_ranked", "text_works_by_seed"):
+        assert (out / "tables" / f"{name}.md").is_file()

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from copystudy import baselines, compression
-from copystudy.experiments import copyright_risk, description_length, lm_compression, memorization, royalty_shares
+from copystudy.experiments import description_length, lm_compression, memorization, royalty_shares
 from copystudy.verdicts import rises, trend
 
 
@@ -56,23 +56,7 @@ def test_memorization_verdicts_follow_the_numbers():
     assert memorization.ladder_sizes([8, 32, 5000, 32], 100) == [8, 32, 100]
 
 
-# ---- copyright risk ---------------------------------------------------------------------------------
-def test_copyright_risk_summary_and_verdicts():
-    images = pd.DataFrame({"work": range(4), "info_bits": [10.0, 20.0, 30.0, 40.0], "fidelity": [0.9, 0.6, 0.1, 0.0],
-                           "closest_sample_l2": [0.01, 0.1, 0.3, 0.4], "copies_among_samples": [3, 0, 0, 0]})
-    ranked = images.assign(region=["rich and reproduced", "x", "y", "y"])
-    text = pd.DataFrame({"work": list("abcd"), "kind": ["document in A", "document in B", "canary x1", "canary x8"],
-                         "info_bits": [1000.0, 2000.0, 20.0, 20.0], "fidelity": [0.01, 0.03, 0.1, 0.9],
-                         "extractable": [np.nan, np.nan, 0.0, 1.0]})
-    m = copyright_risk.summarize(copyright_risk.WorkRisk(images, ranked, 25.0),
-                                 copyright_risk.WorkRisk(text, text.assign(region="low"), 510.0), 0.5, 0.15, 2)
-    assert m["image_works_reproduced"] == 2 and m["image_works_within_threshold"] == 2
-    assert m["image_works_extracted"] == 1 and m["image_info_bits_reproduced_mean"] == 15.0
-    assert m["canary_fidelity_by_dup"] == {1: 0.1, 8: 0.9} and m["document_fidelity_mean"] == pytest.approx(0.02)
-    assert m["image_riskiest"] == [0, 1]
-    said = " ".join(copyright_risk.verdicts(m, 0.5, 0.15))
-    assert "simpler digits more readily" in said and "far more completely than documents" in said
-    assert "No text work is both rich and reproduced" in said
+# ---- copyright risk: the summary and verdicts are tested in test_copyright_risk.py -----------------------
 
 
 # ---- lm compression ---------------------------------------------------------------------------------

@@ -61,6 +61,25 @@ def make_canaries(dups: Sequence[int] = (1, 2, 4, 8, 16), per_dup: int = 4, n_di
     return out
 
 
+def analytic_bits(n_digits: int) -> float:
+    """Information of a secret of n_digits uniform random digits: log2(10**n_digits) bits (19.9 for 6)."""
+    return n_digits * math.log2(10)
+
+
+def template_lines(n: int, n_digits: int = 6, taken: Sequence[Canary] = (), seed: int = 0) -> list[Canary]:
+    """n lines of the canary format, each with a fresh account (none of `taken`'s) and a fresh random
+    secret, planted once each (dup 1). They are training text, not works: a model that sees them learns
+    the format and that secrets are uniform, so a reference that never saw a canary's secret pays about
+    analytic_bits for it instead of betting on the few secrets it memorised."""
+    used = {c.prefix for c in taken}
+    free = [a for a in range(10_000) if f"account {a:04d} has PIN ".encode() not in used]
+    if n > len(free):
+        raise ValueError(f"template_lines: {n} lines need {n} free account numbers, only {len(free)} are left")
+    rng = np.random.default_rng(seed)
+    accounts = rng.choice(free, size=n, replace=False)
+    return [Canary(f"account {a:04d} has PIN ".encode(), random_secret(rng, n_digits), 1) for a in accounts]
+
+
 def plant(docs: dict[str, bytes], canaries: Sequence[Canary], seed: int = 0) -> dict[str, bytes]:
     """Insert every canary `dup` times, each copy as its own line at a random line break of a random
     document (documents chosen in proportion to their size). Returns new documents, same keys."""

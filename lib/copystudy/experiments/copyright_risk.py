@@ -2,9 +2,11 @@
 
 For images, a small diffusion model is trained on the works and sampled: a work's information is its
 code length under a pixel coder fitted on held-out images, its fidelity how much closer its closest
-sample comes than its closest real look-alike. For text, two byte LMs are trained on two halves of
-the corpus (canaries planted in both): a work's information is its code length under the model that
-never saw it, its fidelity the fraction of those bits the model that saw it saves. `summarize` gives
+sample comes than its closest real look-alike (one seed). For text, a k-fold design: documents and
+planted canaries fall into k folds and LM j trains on every fold but j, for each of several seeds; a
+work's information is its code length under the LM that never saw it, its fidelity the fraction of
+those bits the LMs that saw it save, both averaged over seeds with 95% intervals; regions come from
+stated cuts and the association of the two axes from a permutation test. `summarize` gives
 metrics.json, `verdicts` the sentences the notebook prints.
 """
 
@@ -16,8 +18,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from copystudy import canaries, distances, extraction, models, parallel, risk
-from copystudy.data import split_documents
+from copystudy import baselines, canaries, distances, extraction, intervals, models, parallel, risk
 
 
 @dataclass
@@ -29,6 +30,9 @@ class WorkRisk:
     info_cut: float
     samples: np.ndarray | None = None
     n_params: int = 0
+    per_seed: pd.DataFrame | None = None  # text: one row per (seed, work)
+    design: "TextDesign | None" = None  # text: the k-fold design
+    association: dict | None = None  # text: permutation test of information vs fidelity
 
 
 def image_risk(works, heldout, model: dict, train_steps: int, batch_size: int, lr: float, n_samples: int,
@@ -54,54 +58,252 @@ def image_risk(works, heldout, model: dict, train_steps: int, batch_size: int, l
                     float(table["info_bits"].median()), samples, net.n_params)
 
 
-def text_risk(docs: dict[str, bytes], dups, canaries_per_dup: int, n_digits: int, lm_shape: dict, lm_context: int,
-              lm_steps: int, lm_batch_size: int, lm_lr: float, n_candidates: int, fidelity_cut: float,
-              seed: int = 0) -> WorkRisk:
-    """Two LMs on two halves of the text (distinct canaries in each); each half's works are measured
-    by the model that saw them against the one that did not."""
-    half = dict(zip("AB", split_documents(docs, heldout_fraction=0.5, seed=seed)))
-    both = canaries.make_canaries(dups, 2 * canaries_per_dup, n_digits, seed)  # distinct accounts
-    planted_canaries = {"A": both[0::2], "B": both[1::2]}
-    planted = {"A": canaries.plant(half["A"], planted_canaries["A"], seed),
-               "B": canaries.plant(half["B"], planted_canaries["B"], seed + 1)}
-    train = partial(_half_lm, planted, {"family": "causal_lm", "context": lm_context, **lm_shape}, lm_steps,
-                    lm_batch_size, lm_lr, seed)
-    lms = dict(zip(planted, parallel.map_tasks(train, list(planted), desc="LMs on halves A and B")))
-    rows = []
-    for trained, ref in (("A", "B"), ("B", "A")):
-        for doc_name, text in half[trained].items():
-            b_ref, b_tr = lms[ref].total_bits(text), lms[trained].total_bits(text)
-            rows.append({"work": doc_name, "kind": f"document in {trained}", "bytes": len(text), "info_bits": b_ref,
-                         "memorised_bits": b_ref - b_tr, "extractable": np.nan, "exposure": np.nan})
-    for trained, ref in (("A", "B"), ("B", "A")):
-        report = canaries.canary_report(lms[trained], planted_canaries[trained], n_candidates, seed)
-        ref_bits = canaries.lm_scorer(lms[ref])
-        for c, rep in zip(planted_canaries[trained], report.itertuples()):
-            b_ref = float(ref_bits(b"\n" + c.prefix, [c.secret])[0])
-            rows.append({"work": c.text.decode(), "kind": f"canary x{c.dup}", "bytes": len(c.secret),
-                         "info_bits": b_ref, "memorised_bits": b_ref - rep.bits, "extractable": float(rep.extractable),
-                         "exposure": rep.exposure})
+# ---- text: the k-fold design -------------------------------------------------------------------------
+N_PERM = 10_000  # permutations of the association test (p resolves down to 1e-4)
+
+
+def assign_folds(docs: dict[str, bytes], k: int, seed: int = 0) -> dict[str, int]:
+    """The fold (0..k-1) of every document: documents in a seeded random order, each to the fold with
+    the fewest bytes so far, so the folds are of about equal size and none is empty."""
+    if k < 2:
+        raise ValueError(f"the k-fold design needs k >= 2 folds, got {k}")
+    if len(docs) < k:
+        raise ValueError(f"{k} folds need at least {k} documents, got {len(docs)}")
+    names = sorted(docs)
+    size, fold = [0] * k, {}
+    for i in np.random.default_rng(seed).permutation(len(names)):
+        j = int(np.argmin(size))
+        fold[names[i]] = j
+        size[j] += len(docs[names[i]])
+    return {name: fold[name] for name in names}
+
+
+@dataclass
+class TextDesign:
+    """The k-fold design: every document and canary has a fold; fold j's text is its documents with its
+    canaries and template lines planted. Model j trains on every fold but j (`training_text`)."""
+
+    docs: dict[str, bytes]
+    fold_of: dict[str, int]
+    canaries: list
+    canary_fold: list[int]
+    planted: list[dict[str, bytes]]
+
+    @property
+    def k(self) -> int:
+        return len(self.planted)
+
+
+def text_design(docs: dict[str, bytes], k: int, dups, canaries_per_dup: int, n_digits: int, format_lines: int,
+                seed: int = 0) -> TextDesign:
+    """Folds of the documents; canaries_per_dup canaries per duplication count in each fold (distinct
+    accounts and secrets); format_lines template lines (fresh secrets, once each) spread over the folds."""
+    fold_of = assign_folds(docs, k, seed)
+    marked = canaries.make_canaries(dups, k * canaries_per_dup, n_digits, seed)
+    canary_fold = [i % k for i in range(len(marked))]  # consecutive canaries share a dup: round robin
+    template = canaries.template_lines(format_lines, n_digits, marked, seed + 1)
+    planted = [canaries.plant({n: d for n, d in docs.items() if fold_of[n] == j},
+                              [c for c, f in zip(marked, canary_fold) if f == j] + template[j::k], seed + j)
+               for j in range(k)]
+    return TextDesign(dict(docs), fold_of, marked, canary_fold, planted)
+
+
+def training_text(design: TextDesign, j: int) -> dict[str, bytes]:
+    """What model j trains on: the planted text of every fold but j."""
+    return {name: text for f, part in enumerate(design.planted) if f != j for name, text in part.items()}
+
+
+def _fold_lm(design: TextDesign, spec: dict, steps: int, batch_size: int, lr: float, n_candidates: int,
+             item: tuple[int, int]) -> dict:
+    """Task (seed s, fold j): train model j on every fold but j, return the bits of every document and
+    canary secret under it and, for the canaries it saw, greedy extractability and exposure. Numbers,
+    not the model, go back: small to ship, and the scoring runs in parallel too."""
+    s, j = item
+    lm = models.build(spec, seed=s)
+    lm.fit(training_text(design, j), steps, batch_size=batch_size, lr=lr, seed=s, desc=f"LM seed {s} without fold {j}")
+    score = canaries.lm_scorer(lm)
+    seen = [i for i, f in enumerate(design.canary_fold) if f != j]
+    report = canaries.canary_report(lm, [design.canaries[i] for i in seen], n_candidates, s)
+    return {"doc_bits": {name: float(lm.batched_bits(text).sum()) for name, text in design.docs.items()},
+            "canary_bits": [float(score(b"\n" + c.prefix, [c.secret])[0]) for c in design.canaries],
+            "report": {i: (bool(r.extractable), float(r.exposure)) for i, r in zip(seen, report.itertuples())}}
+
+
+def compressor_bits(data: bytes, name: str = "ppmd") -> float:
+    """A generic compressor's code length of `data` alone, in bits (8 x its compressed bytes)."""
+    return 8.0 * baselines.compressed_size(name, [data])
+
+
+def fold_table(design: TextDesign, results: dict, seeds) -> pd.DataFrame:
+    """One row per (seed, work). info_bits: bits under model `fold` of that seed, the one model that never
+    saw the work; seen_bits: the mean over the k-1 models that saw it (they saw the same work in the
+    same amount of data, so they are exchangeable; the mean halves their noise). For canaries the bits
+    are of the secret given its prefix, and extractable/exposure are means over the seen models."""
+    k, rows = design.k, []
+    for s in seeds:
+        for name, text in design.docs.items():
+            j = design.fold_of[name]
+            rows.append({"seed": s, "work": name, "kind": "document", "fold": j, "bytes": len(text),
+                         "info_bits": results[s, j]["doc_bits"][name],
+                         "seen_bits": float(np.mean([results[s, m]["doc_bits"][name] for m in range(k) if m != j])),
+                         "extractable": np.nan, "exposure": np.nan})
+        for i, c in enumerate(design.canaries):
+            j = design.canary_fold[i]
+            seen = [results[s, m] for m in range(k) if m != j]
+            rows.append({"seed": s, "work": c.text.decode(), "kind": f"canary x{c.dup}", "fold": j,
+                         "bytes": len(c.secret), "info_bits": results[s, j]["canary_bits"][i],
+                         "seen_bits": float(np.mean([r["canary_bits"][i] for r in seen])),
+                         "extractable": float(np.mean([r["report"][i][0] for r in seen])),
+                         "exposure": float(np.mean([r["report"][i][1] for r in seen]))})
     table = pd.DataFrame(rows)
+    table["n_seen"] = k - 1
+    table["memorised_bits"] = table["info_bits"] - table["seen_bits"]
     table["fidelity"] = table["memorised_bits"] / table["info_bits"]
-    info_cut = float(table["info_bits"].median())
-    return WorkRisk(table, risk.rank_by_risk(table, "info_bits", "fidelity", info_cut, fidelity_cut), info_cut)
+    return table
 
 
-def _half_lm(planted: dict, spec: dict, steps: int, batch_size: int, lr: float, seed: int, name: str):
-    """The LM of one half (a task)."""
-    lm = models.build(spec, seed=seed)
-    lm.fit(planted[name], steps, batch_size=batch_size, lr=lr, seed=seed, desc=f"LM {name}")
-    return lm
+def mean_over_seeds(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """One row per work: the mean over seeds of every number that depends on training noise, with the
+    95% interval of information and fidelity (columns *_lo, *_hi)."""
+    keys = ["work", "kind", "fold", "bytes"]
+    out = per_seed.groupby(keys, sort=False)[["info_bits", "seen_bits", "memorised_bits", "fidelity",
+                                              "extractable", "exposure"]].mean().reset_index()
+    for col in ("info_bits", "fidelity"):
+        ci = per_seed.groupby(keys, sort=False)[col].apply(lambda v: intervals.mean_ci(v)[1:])
+        out[f"{col}_lo"] = [lo for lo, _ in ci.values]
+        out[f"{col}_hi"] = [hi for _, hi in ci.values]
+    return out
 
 
-def summarize(images: WorkRisk, text: WorkRisk, ratio: float, threshold: float, top_k: int) -> dict:
-    """The numbers of metrics.json."""
-    img, txt = images.table, text.table
+def work_bytes(design: TextDesign) -> dict[str, bytes]:
+    """The bytes whose information the map measures: a document, or a canary's secret (keyed by its line)."""
+    return {**design.docs, **{c.text.decode(): c.secret for c in design.canaries}}
+
+
+def add_compressor(table: pd.DataFrame, bits: dict[str, float], name: str = "ppmd") -> pd.DataFrame:
+    """Columns <name>_bits (the generic compressor's bits of the work alone, from `bits`) and bits per byte
+    of both: the reference's info_bpb beside the compressor's, to see where the reference is weak."""
+    table = table.copy()
+    table[f"{name}_bits"] = table["work"].map(bits)
+    table["info_bpb"] = table["info_bits"] / table["bytes"]
+    table[f"{name}_bpb"] = table[f"{name}_bits"] / table["bytes"]
+    return table
+
+
+def weakest_references(table: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+    """The documents whose reference pays most over PPMd per byte: where a work's 'information' is what
+    the models that never saw it lack (an unfamiliar format) more than what it holds."""
+    docs = table[table["kind"] == "document"].assign(excess_bpb=lambda d: d["info_bpb"] - d["ppmd_bpb"])
+    return docs.sort_values("excess_bpb", ascending=False).head(n)[
+        ["work", "bytes", "info_bpb", "ppmd_bpb", "excess_bpb", "fidelity", "fidelity_lo", "fidelity_hi"]]
+
+
+def association(table: pd.DataFrame, kind: str | None = None, n_perm: int = N_PERM, seed: int = 0) -> dict:
+    """Spearman correlation of information and fidelity over the works (of one kind if given: 'document'
+    or 'canary') and its permutation p-value: is a work's fidelity related to its information at all?"""
+    rows = table if kind is None else table[table["kind"].str.startswith(kind)]
+    rho, p = intervals.permutation_test(rows["info_bits"], rows["fidelity"], n_perm, seed)
+    return {"rho": rho, "p": p, "n": len(rows)}
+
+
+def text_risk(docs: dict[str, bytes], dups, canaries_per_dup: int, n_digits: int, lm_shape: dict, lm_context: int,
+              lm_steps: int, lm_batch_size: int, lm_lr: float, n_candidates: int, info_cut: float,
+              fidelity_cut: float, k: int = 3, seeds=(0, 1, 2), format_lines: int = 0, seed: int = 0) -> WorkRisk:
+    """The text map from the k-fold design: k LMs per seed, all (seed, fold) models one task each in a
+    single map_tasks call; every work measured by the model that never saw it (information) and the
+    models that did (fidelity), averaged over seeds; regions at the stated cuts (bits, memorised fraction)."""
+    design = text_design(docs, k, dups, canaries_per_dup, n_digits, format_lines, seed)
+    spec = {"family": "causal_lm", "context": lm_context, **lm_shape}
+    items = [(s, j) for s in seeds for j in range(k)]
+    train = partial(_fold_lm, design, spec, lm_steps, lm_batch_size, lm_lr, n_candidates)
+    results = dict(zip(items, parallel.map_tasks(train, items, desc=f"LMs: {len(seeds)} seeds x {k} folds",
+                                                 cost=lambda item: lm_steps)))
+    return text_map(design, results, seeds, info_cut, fidelity_cut, seed)
+
+
+def text_map(design: TextDesign, results: dict, seeds, info_cut: float, fidelity_cut: float, seed: int = 0) -> WorkRisk:
+    """The text map from the tasks' scores: per-seed rows, their means with intervals, PPMd beside them,
+    regions at the stated cuts, and the permutation tests of information against fidelity."""
+    ppmd = {w: compressor_bits(b, "ppmd") for w, b in work_bytes(design).items()}
+    per_seed = add_compressor(fold_table(design, results, seeds), ppmd)
+    table = add_compressor(mean_over_seeds(per_seed), ppmd)
+    ranked = risk.rank_by_risk(table, "info_bits", "fidelity", info_cut, fidelity_cut)
+    return WorkRisk(table, ranked, float(info_cut), per_seed=per_seed, design=design,
+                    association={"all": association(table, None, seed=seed),
+                                 "document": association(table, "document", seed=seed)})
+
+
+def text_seed_metrics(rows: pd.DataFrame) -> dict:
+    """The text numbers of one seed (its rows of fold_table), before averaging over seeds."""
+    from scipy.stats import spearmanr
+
+    canary = rows[rows["kind"].str.startswith("canary")]
+    doc = rows[rows["kind"] == "document"]
+    out = {"canary_info_bits_mean": float(canary["info_bits"].mean()),
+           "document_fidelity_mean": float(doc["fidelity"].mean()),
+           "document_fidelity_max": float(doc["fidelity"].max()),
+           "document_info_bpb_mean": float((doc["info_bits"] / doc["bytes"]).mean()),
+           "text_info_fidelity_rho": float(spearmanr(rows["info_bits"], rows["fidelity"]).statistic),
+           "document_info_fidelity_rho": float(spearmanr(doc["info_bits"], doc["fidelity"]).statistic)}
+    for kind, v in canary.groupby("kind")["fidelity"].mean().items():
+        out[f"canary_fidelity_{kind.split()[1]}"] = float(v)
+    return out
+
+
+def _dup(kind: str) -> int:
+    return int(kind.split("x")[1])
+
+
+def text_summary(text: WorkRisk, n_digits: int, fidelity_cut: float, top_k: int) -> dict:
+    """The text numbers of metrics.json: means over seeds with <key>_ci = [low, high] (t intervals over
+    seeds; extractability: a Wilson interval over all canary x seen-model x seed trials), the permutation
+    tests, the stated cuts and the regions they give, the analytic canary information."""
+    per_seed = [text_seed_metrics(rows) for _, rows in text.per_seed.groupby("seed")]
+    m = intervals.summarize_seeds(per_seed, list(per_seed[0]))
+    canary = text.per_seed[text.per_seed["kind"].str.startswith("canary")]
+    dups = sorted({_dup(k) for k in canary["kind"]})
+    for name in ("fidelity", "fidelity_ci"):
+        m[f"canary_{name.replace('fidelity', 'fidelity_by_dup')}"] = {d: m.pop(f"canary_fidelity_x{d}" + name[8:])
+                                                                      for d in dups}
+    ext = {d: intervals.wilson(int(round((g["extractable"] * g["n_seen"]).sum())), int(g["n_seen"].sum()))
+           for d, g in canary.groupby(canary["kind"].map(_dup))}
+    docs = text.ranked[text.ranked["kind"] == "document"]
+    top_doc = docs.iloc[0]
+    weak = docs.loc[(docs["info_bpb"] - docs["ppmd_bpb"]).idxmax()]  # = weakest_references(...).iloc[0]
+    m.update({
+        "text_folds": text.design.k, "text_works": len(text.table),
+        "canary_info_bits_analytic": canaries.analytic_bits(n_digits),
+        "canary_extractable_by_dup": {d: v[0] for d, v in ext.items()},
+        "canary_extractable_by_dup_ci": {d: [v[1], v[2]] for d, v in ext.items()},
+        "document_ppmd_bpb_mean": float(docs["ppmd_bpb"].mean()),
+        "text_info_fidelity_p": text.association["all"]["p"],
+        "document_info_fidelity_p": text.association["document"]["p"],
+        "text_info_cut_bits": text.info_cut, "text_fidelity_cut": float(fidelity_cut),
+        "text_regions": text.ranked["region"].value_counts().to_dict(),
+        "text_riskiest": text.ranked.head(top_k)["work"].tolist(),
+        "text_riskiest_document": _document_facts(top_doc, docs),
+        "text_weakest_reference_document": _document_facts(weak, docs),
+    })
+    return m
+
+
+def _document_facts(row, docs: pd.DataFrame) -> dict:
+    """A document's place on both axes and beside PPMd (ppmd_rank 1 = the most compressible document)."""
+    return {"work": row["work"], "region": row["region"],
+            "info_bits": float(row["info_bits"]), "info_bpb": float(row["info_bpb"]),
+            "ppmd_bpb": float(row["ppmd_bpb"]), "fidelity": float(row["fidelity"]),
+            "fidelity_ci": [float(row["fidelity_lo"]), float(row["fidelity_hi"])],
+            "ppmd_rank": int((docs["ppmd_bpb"] < row["ppmd_bpb"]).sum()) + 1, "n_documents": len(docs)}
+
+
+def summarize(images: WorkRisk, text: WorkRisk, ratio: float, threshold: float, top_k: int, n_digits: int = 6,
+              fidelity_cut: float = 0.5) -> dict:
+    """The numbers of metrics.json: the image side (one seed: image_n_seeds = 1) and the text side
+    (n_seeds seeds, `text_summary`)."""
+    img = images.table
     reproduced = img["fidelity"] >= 1 - ratio
-    canary_rows = txt[txt["kind"].str.startswith("canary")]
-    doc_rows = txt[txt["kind"].str.startswith("document")]
-    by_dup = canary_rows.groupby("kind")
     return {
+        "image_n_seeds": 1,
         "image_works": len(img), "image_works_extracted": int((img["copies_among_samples"] > 0).sum()),
         "image_works_reproduced": int(reproduced.sum()),
         "image_works_within_threshold": int((img["closest_sample_l2"] <= threshold).sum()),
@@ -109,45 +311,83 @@ def summarize(images: WorkRisk, text: WorkRisk, ratio: float, threshold: float, 
         "image_info_bits_not_reproduced_mean": float(img.loc[~reproduced, "info_bits"].mean())
         if (~reproduced).any() else None,
         "image_regions": images.ranked["region"].value_counts().to_dict(),
-        "text_regions": text.ranked["region"].value_counts().to_dict(),
-        "image_info_bits_median": images.info_cut, "text_info_bits_median": text.info_cut,
-        "canary_info_bits_mean": float(canary_rows["info_bits"].mean()),
-        "canary_fidelity_by_dup": {int(k.split("x")[1]): float(v) for k, v in by_dup["fidelity"].mean().items()},
-        "canary_extractable_by_dup": {int(k.split("x")[1]): float(v) for k, v in by_dup["extractable"].mean().items()},
-        "document_fidelity_mean": float(doc_rows["fidelity"].mean()),
-        "document_fidelity_max": float(doc_rows["fidelity"].max()),
+        "image_info_bits_median": images.info_cut,
         "image_riskiest": images.ranked.head(top_k)["work"].tolist(),
+        **text_summary(text, n_digits, fidelity_cut, top_k),
     }
 
 
-def verdicts(m: dict, ratio: float, threshold: float) -> list[str]:
-    """What the map shows, one sentence each."""
+def _ci(m: dict, key: str, fmt: str = ".2f") -> str:
+    lo, hi = m[f"{key}_ci"]
+    return f"{m[key]:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def image_verdicts(m: dict, ratio: float, threshold: float) -> list[str]:
+    """What the image map shows, one sentence each (one seed: no intervals)."""
     high = risk.REGIONS[(True, True)]
-    out = [f"Images: {m['image_works_reproduced']} of {m['image_works']} training digits are reproduced (a sample at "
-           f"most {ratio} x as far as their closest real look-alike); {m['image_works_within_threshold']} have a sample "
-           f"within {threshold} RMS; {m['image_regions'].get(high, 0)} of them carry more information than the median "
-           f"work ({m['image_info_bits_median']:.0f} bits)."]
+    out = [f"Images (one seed): {m['image_works_reproduced']} of {m['image_works']} training digits are reproduced "
+           f"(a sample at most {ratio} x as far as their closest real look-alike); {m['image_works_within_threshold']} "
+           f"have a sample within {threshold} RMS; {m['image_regions'].get(high, 0)} of them carry more information "
+           f"than the median work ({m['image_info_bits_median']:.0f} bits)."]
     rich, poor = m["image_info_bits_reproduced_mean"], m["image_info_bits_not_reproduced_mean"]
     if rich is not None and poor is not None:
         out.append(f"  mean information of reproduced works {rich:.0f} bits vs not reproduced {poor:.0f} bits: "
                    + ("the model reproduces the simpler digits more readily." if rich < poor else
                       "reproduction is not limited to simple digits."))
-    fid, ext = m["canary_fidelity_by_dup"], m["canary_extractable_by_dup"]
-    top = max(fid)
-    doc_mean, n_high_text = m["document_fidelity_mean"], m["text_regions"].get(high, 0)
-    out += [f"Text: canaries carry {m['canary_info_bits_mean']:.0f} bits on average against a median work of "
-            f"{m['text_info_bits_median']:.0f} bits; memorised fraction by duplication "
-            f"{ {d: round(v, 2) for d, v in sorted(fid.items())} }.",
-            f"  documents: mean memorised fraction {doc_mean:.3f}; {n_high_text} text works are in the "
-            "rich-and-reproduced region.",
-            f"  canaries planted {top} times: {ext[top]:.2f} greedily extractable, memorised fraction {fid[top]:.2f}; "
-            f"documents: {doc_mean:.2f} on average, {m['document_fidelity_max']:.2f} at most."]
-    if n_high_text == 0:
-        out.append("  -> No text work is both rich and reproduced at this scale.")
-    out.append("  -> The model stores short, repeated secrets far more completely than documents on average: copying "
-               "of the kind the map flags as low-information." if fid[top] > max(2 * doc_mean, 0.25) else
-               "  -> Even the most repeated canaries are not stored much more completely than documents here.")
     return out
+
+
+def _association(label: str, rho: str, p: float, n_perm: int = N_PERM) -> str:
+    floor = 1 / (n_perm + 1)
+    shown = f"p = {p:.4f}" if p > floor else f"p <= {floor:.4f} (no permutation reached it)"
+    verdict = ("an association beyond chance at the 5% level" if p < 0.05 else
+               "no evidence at the 5% level that fidelity depends on information")
+    return f"  {label}: Spearman rho {rho} (mean over seeds, 95% interval), permutation {shown}: {verdict}."
+
+
+def text_verdicts(m: dict) -> list[str]:
+    """What the text map shows, one sentence each, every noisy number with its 95% interval over seeds."""
+    lo, hi = m["canary_info_bits_mean_ci"]
+    a = m["canary_info_bits_analytic"]
+    where = ("the analytic value lies inside the interval" if lo <= a <= hi else
+             f"{m['canary_info_bits_mean'] - a:+.1f} bits from the analytic value, outside the interval")
+    out = [f"Text ({m['n_seeds']} seeds x {m['text_folds']} folds, {m['text_works']} works): a canary secret costs "
+           f"{_ci(m, 'canary_info_bits_mean', '.1f')} bits under the model that never saw it; "
+           f"analytic log2(10^digits) = {a:.1f} bits: {where}."]
+    high = risk.REGIONS[(True, True)]
+    out.append(f"  regions at information >= {m['text_info_cut_bits']:g} bits and memorised fraction >= "
+               f"{m['text_fidelity_cut']:g}: " + "; ".join(f"{r}: {m['text_regions'].get(r, 0)}"
+                                                           for r in risk.REGION_ORDER) + ".")
+    out.append(_association(f"information vs fidelity over all {m['text_works']} works",
+                            _ci(m, "text_info_fidelity_rho"), m["text_info_fidelity_p"]))
+    out.append(_association("over documents only", _ci(m, "document_info_fidelity_rho"), m["document_info_fidelity_p"]))
+    fid, fid_ci = m["canary_fidelity_by_dup"], m["canary_fidelity_by_dup_ci"]
+    ext, ext_ci = m["canary_extractable_by_dup"], m["canary_extractable_by_dup_ci"]
+    out.append("  canaries by duplication: " + "; ".join(
+        f"x{d}: memorised fraction {fid[d]:.2f} [{fid_ci[d][0]:.2f}, {fid_ci[d][1]:.2f}], greedily extractable "
+        f"{ext[d]:.2f} [{ext_ci[d][0]:.2f}, {ext_ci[d][1]:.2f}]" for d in sorted(fid)) + ".")
+    top = max(fid)
+    out.append(f"  documents: memorised fraction {_ci(m, 'document_fidelity_mean')} on average, "
+               f"{_ci(m, 'document_fidelity_max')} at most; -> " +
+               intervals.compare("the documents' mean memorised fraction", m["document_fidelity_mean_ci"],
+                                 f"the x{top} canaries'", fid_ci[top]) + ".")
+    out.append(f"  documents cost {_ci(m, 'document_info_bpb_mean')} bits/byte under their "
+               f"references, {m['document_ppmd_bpb_mean']:.2f} under PPMd (each document alone).")
+    for label, key in (("riskiest document", "text_riskiest_document"),
+                       ("document where the reference is weakest against PPMd", "text_weakest_reference_document")):
+        d = m[key]
+        out.append(f"  {label}: {d['work']} ({d['region']}): {d['info_bpb']:.2f} bits/byte under its reference vs "
+                   f"{d['ppmd_bpb']:.2f} under PPMd (rank {d['ppmd_rank']} of {d['n_documents']} by PPMd, 1 = most "
+                   f"compressible); memorised fraction {d['fidelity']:.2f} [{d['fidelity_ci'][0]:.2f}, "
+                   f"{d['fidelity_ci'][1]:.2f}].")
+    if m["text_regions"].get(high, 0) == 0:
+        out.append("  -> No text work is both rich and reproduced at these cuts.")
+    return out
+
+
+def verdicts(m: dict, ratio: float, threshold: float) -> list[str]:
+    """What the map shows, one sentence each: images, then text."""
+    return image_verdicts(m, ratio, threshold) + text_verdicts(m)
 
 
 # ---- figures ----------------------------------------------------------------------------------------
@@ -182,11 +422,26 @@ def plot_riskiest(images: WorkRisk, works, top_k: int):
 
 
 def plot_text_map(text: WorkRisk, fidelity_cut: float):
+    """Left: the risk map of the text works (means over seeds, bars = 95% intervals over seeds; dashed
+    lines = the stated cuts). Right: each work's bits under its reference against PPMd's bits for it alone."""
     import matplotlib.pyplot as plt
+    import seaborn as sns
 
-    fig, ax = plt.subplots(figsize=(8.5, 5.5))
-    risk.plot_risk_map(ax, text.table, "info_bits", "fidelity", text.info_cut, fidelity_cut, hue="kind", logx=True, s=40)
-    ax.set(xlabel="information content: bits under a model that never saw the work (log scale)",
+    t = text.table
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(15, 5.5))
+    for a, y, yerr in ((ax, t["fidelity"], [t["fidelity"] - t["fidelity_lo"], t["fidelity_hi"] - t["fidelity"]]),
+                       (bx, t["ppmd_bits"], None)):
+        a.errorbar(t["info_bits"], y, xerr=[t["info_bits"] - t["info_bits_lo"], t["info_bits_hi"] - t["info_bits"]],
+                   yerr=yerr, fmt="none", ecolor="gray", alpha=0.5, lw=0.8, zorder=1)
+    risk.plot_risk_map(ax, t, "info_bits", "fidelity", text.info_cut, fidelity_cut, hue="kind", logx=True, s=40,
+                       zorder=2)
+    ax.set(xlabel="information content: bits under the model that never saw the work (log scale)",
            ylabel="fidelity: memorised fraction of the work's bits", title="Copyright risk map: text")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), title="work")
+    ax.legend(fontsize=8, loc="center left", title="work")
+    sns.scatterplot(data=t, x="info_bits", y="ppmd_bits", hue="kind", ax=bx, s=40, legend=False, zorder=2)
+    lo, hi = float(min(t["info_bits"].min(), t["ppmd_bits"].min())), float(max(t["info_bits"].max(), t["ppmd_bits"].max()))
+    bx.plot([lo, hi], [lo, hi], color="k", lw=0.8, ls=":", label="equal bits")
+    bx.set(xscale="log", yscale="log", xlabel="bits under the reference LM (never saw the work)",
+           ylabel="bits under PPMd (the work alone)", title="Reference LM against a generic compressor")
+    bx.legend(fontsize=8, loc="upper left")
     return fig
