@@ -320,7 +320,7 @@ def verdicts(m: dict) -> list[str]:
            + ("beats the uniform code (its interval lies below 8 bits/byte)." if two[1] < u else
               "does NOT beat the uniform code: at this scale the weights cost more bits than they save."
               if two[0] > u else "is not separated from the uniform code (its interval contains it)."),
-           f"- Per-block rates (bits/byte, mean over seeds): "
+           "- Per-block rates (bits/byte, mean over seeds): "
            + ", ".join(f"{r:.2f}" for r in m["block_bits_per_byte"][1:])
            + f". Rank correlation with the block index {m['block_spearman']:+.2f} {_ci_text(m['block_spearman_ci'], '+.2f')}"
            f"; increases from one block to the next per seed: {m['block_increases_by_seed']}, of the mean curve: "
@@ -331,7 +331,7 @@ def verdicts(m: dict) -> list[str]:
            f"  {m['prefix_models_stopped_early']:.0%} of the prefix models stopped early on their validation score; "
            f"the others ran to their step ceiling ({m['prefix_step_ceiling']} steps by prefix) and may still have "
            "been improving.",
-           f"- The same models on one fixed held-out text (bits/byte by prefix): "
+           "- The same models on one fixed held-out text (bits/byte by prefix): "
            + ", ".join(f"{r:.2f}" for r in m["heldout_bits_per_byte_by_prefix"])
            + f"; rank correlation with the prefix {m['heldout_spearman']:+.2f} "
            f"{_ci_text(m['heldout_spearman_ci'], '+.2f')}; increases per seed {m['heldout_increases_by_seed']}.",
