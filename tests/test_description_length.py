@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -112,21 +113,32 @@ def test_two_part_bookkeeping():
 def test_code_lengths_by_size_with_uniform_learner():
     data = random_text(3000, 4)
     bounds = dl.block_schedule(len(data), 250)
-    df, models = dl.code_lengths_by_size(data, bounds, lambda d: UniformModel(), heldout=random_text(500, 5))
-    assert list(df["train_bytes"]) == bounds[1:]
+    seen = []
+    df, finals = dl.code_lengths_by_size(data, bounds, lambda d, s: seen.append((len(d), s)) or UniformModel(),
+                                         seeds=(0, 1), final=lambda m, bits: {"bits": bits})
+    assert sorted(seen) == sorted((b, s) for s in (0, 1) for b in bounds[1:])  # one model per (seed, prefix)
+    k = len(bounds) - 1
+    assert list(df["train_bytes"]) == bounds[1:] * 2 and list(df["seed"]) == [0] * k + [1] * k
     assert np.all(df["prequential_bits"] == df["uniform_bits"])
     assert np.all(df["two_part_bits"] == df["uniform_bits"] + UniformModel.n_params * 16)
     assert np.all(df["prequential_bits_per_byte"] == 8.0)
-    assert np.all(df["gap_bits"] == 0.0)
-    assert list(models) == bounds[1:] and all(isinstance(m, UniformModel) for m in models.values())
+    assert finals == {0: {"bits": 8.0 * 3000}, 1: {"bits": 8.0 * 3000}}  # final(model of the whole text, its bits)
 
 
 def test_code_lengths_by_size_two_part_with_memorising_learner():
     data = random_text(2048, 6)
-    df, _ = dl.code_lengths_by_size(data, dl.block_schedule(len(data), 256), KnowsModel)
+    df, _ = dl.code_lengths_by_size(data, dl.block_schedule(len(data), 256), lambda d, s: KnowsModel(d))
     # each model saw its whole prefix: 0.5 bits a byte for it, plus the weights
     assert np.all(df["data_bits"] == 0.5 * df["train_bytes"])
     assert np.all(df["two_part_bits"] == df["data_bits"] + KnowsModel.n_params * 16)
+    # the prequential blocks: each is new to the model of the prefix before it, so 8 bits a byte
+    assert np.all(df["prequential_bits"] == df["uniform_bits"])
+
+
+def test_block_trend_counts_increases_and_ranks():
+    assert dl.block_trend([5.0, 4.0, 3.5, 3.0]) == {"spearman": pytest.approx(-1.0), "increases": 0}
+    out = dl.block_trend([4.6, 4.48, 5.01, 4.54])
+    assert out["increases"] == 1 and -1 < out["spearman"] < 1
 
 
 def test_generalization_gap_of_a_memorising_model():
@@ -145,47 +157,72 @@ def test_generalization_gap_uses_equal_sizes_when_training_text_is_short():
     assert gap["n_bytes"] == 1000 and gap["gap_bits"] == 7.5 * 1000
 
 
-def test_memorised_bits_sign_and_duplicates():
+def _memorisation_fixture():
     docs = {f"doc{i}": random_text(300, 20 + i) for i in range(6)}
     works = ["doc1", "doc3"]
     corpus = dl.memorization_corpus(docs, works, duplicated="doc1", copies=4)
-    assert sum(k.startswith("doc1") for k in corpus) == 4
-    rest = dl.without(corpus, "doc1", "doc3")
-    assert not any(k.startswith(("doc1", "doc3")) for k in rest) and len(rest) == len(corpus) - 5
-    controls = {"held": random_text(300, 99)}
+    pool = {"held_a": random_text(700, 90), "held_b": random_text(200, 91)}
+    stand_ins = {w: b for w, (_, b) in dl.substitutes({w: docs[w] for w in works}, pool).items()}
+    return docs, works, corpus, stand_ins
+
+
+def test_swap_design_keeps_training_sizes_equal_and_the_work_absent():
+    docs, works, corpus, stand_ins = _memorisation_fixture()
     seen = []
 
     def train(data, seed):
-        seen.append(seed)
-        return KnowsModel(data)
+        seen.append((seed, data))
+        model = KnowsModel(data)
+        model.train_steps = 7  # a fixed-step recipe
+        return model
 
-    table = dl.memorization_table(corpus, {w: docs[w] for w in works}, train, controls, seeds=(0, 1))
-    assert seen == [0, 0, 1, 1]  # a with- and a without-model per seed
-    rows = table.set_index("work")
+    controls = {"held": random_text(300, 99)}
+    models, diffs = dl.memorization_runs(corpus, {w: docs[w] for w in works}, stand_ins, train, controls, seeds=(0, 1))
+    assert len(seen) == 2 * (1 + len(works))  # per seed: one with-model, one without-model per work
+    for seed in (0, 1):
+        with_data, *without = [d for s, d in seen if s == seed]
+        for w, without_data in zip(works, without):
+            assert len(without_data) == len(with_data)  # exactly the same number of bytes
+            assert docs[w] not in without_data and stand_ins[w] in without_data  # swapped, in place
+            assert all(docs[o] in without_data for o in works if o != w)  # the other works stay
+    assert models["train_bytes"].nunique() == 1 and models["train_steps"].nunique() == 1
+    rows = diffs[diffs["kind"] == "training work"].set_index(["seed", "text"])
     for w in works:  # the with-model knows x (0.5 bit/byte), the without-model does not (8)
-        assert rows.loc[w, "memorized_bits"] == (8.0 - 0.5) * 300 > 0
-        assert rows.loc[w, "memorized_bits_sd"] == 0.0
-        assert rows.loc[w, "memorized_bits_adjusted"] == rows.loc[w, "memorized_bits"]  # controls: no shift
-    assert rows.loc["doc1", "copies"] == 4 and rows.loc["doc3", "copies"] == 1
-    assert rows.loc["held", "memorized_bits"] == 0.0 and rows.loc["held", "kind"] == "held-out control"
+        assert rows.loc[(0, w), "memorized_bits"] == (8.0 - 0.5) * 300
+    table = dl.memorization_table(diffs, {"doc1": 300, "doc3": 300, "held": 300},
+                                  {"doc1": 4, "doc3": 1}).set_index("work")
+    assert list(table.index) == ["doc1", "doc3", "held"]  # works, then controls
+    assert table.loc["doc1", "memorized_bits"] == 7.5 * 300 == table.loc["doc1", "memorized_bits_low"]  # no spread
+    assert table.loc["held", "memorized_bits"] == 0.0 and table.loc["held", "kind"] == "held-out control"
+    assert table.loc["doc1", "copies"] == 4 and table.loc["doc1", "memorized_bits_per_byte"] == 7.5
     assert dl.memorized_bits(100.0, 40.0) == 60.0
 
 
-def test_memorised_bits_adjusted_by_the_controls_shift():
-    class Shifted(UniformModel):
-        def __init__(self, data):
-            self.rate = 7.0 if len(data) > 2000 else 7.5  # the bigger training set is better on everything
+def test_swap_design_with_real_models_trains_equal_steps():
+    docs, works, corpus, stand_ins = _memorisation_fixture()
+    train = partial(dl.train_fixed_steps, {"family": "causal_lm", "n_layer": 1, "n_head": 1, "n_embd": 8,
+                                           "context": 16}, 4, 1e-3, 3)
+    models, diffs = dl.memorization_runs(corpus, {w: docs[w] for w in works}, stand_ins, train, seeds=(0,))
+    assert models["train_bytes"].nunique() == 1 and set(models["train_steps"]) == {3}
+    assert len(diffs) == len(works) and np.isfinite(diffs["memorized_bits"]).all()
 
-        def bits(self, x):
-            return np.full(len(x), self.rate)
 
-    docs = {f"doc{i}": random_text(300, 40 + i) for i in range(6)}
-    corpus = dl.memorization_corpus(docs, ["doc2"], "doc2", 2)
-    table = dl.memorization_table(corpus, {"doc2": docs["doc2"]}, lambda d, s: Shifted(d),
-                                  {"held": random_text(200, 3)}).set_index("work")
-    assert table.loc["doc2", "memorized_bits"] == 0.5 * 300  # raw: looks memorised
-    assert table.loc["held", "memorized_bits_per_byte"] == 0.5  # but unseen text moves as much
-    assert table.loc["doc2", "memorized_bits_adjusted"] == 0.0
+def test_swapped_replaces_every_copy_in_place():
+    docs, works, corpus, stand_ins = _memorisation_fixture()
+    out = dl.swapped(corpus, "doc1", stand_ins["doc1"])
+    assert list(out) == list(corpus) and sum(v == stand_ins["doc1"] for v in out.values()) == 4
+    with pytest.raises(ValueError, match="bytes, the work"):
+        dl.swapped(corpus, "doc1", b"short")
+
+
+def test_substitutes_cut_exact_lengths_without_overlap():
+    works = {"a": b"x" * 300, "b": b"y" * 250, "c": b"z" * 400}
+    pool = {"long": bytes(range(256)) * 3, "short": b"s" * 450}
+    cuts = dl.substitutes(works, pool)
+    assert {w: len(b) for w, (_, b) in cuts.items()} == {"a": 300, "b": 250, "c": 400}
+    assert cuts["a"][0] == "long[0:300]" and cuts["b"][0] == "long[300:550]" and cuts["c"][0] == "short[0:400]"
+    with pytest.raises(ValueError, match="unused bytes"):
+        dl.substitutes({"big": b"x" * 1000}, pool)
 
 
 def test_memorization_corpus_respects_budget_and_validates():
@@ -214,11 +251,111 @@ def test_training_steps_recipe():
 
 
 def test_bootstrap_gap_point_estimate_is_byte_weighted():
-    df = pd.DataFrame({"split": ["train", "train", "heldout"], "bytes": [100, 300, 200],
+    df = pd.DataFrame({"document": ["a", "b", "c"], "split": ["train", "train", "heldout"], "bytes": [100, 300, 200],
                        "bits": [200.0, 300.0, 800.0]})
     out = dl.bootstrap_gap(df, n_boot=200)
     assert math.isclose(out["gap_bits_per_byte"], 800 / 200 - 500 / 400)
     assert out["low"] <= out["gap_bits_per_byte"] + 1e-12 and out["high"] >= out["low"]
+
+
+def test_bootstrap_gap_over_seeds_means_the_seeds():
+    rows = [{"seed": s, "document": d, "split": split, "bytes": 100, "bits": bits + 10 * s}
+            for s in (0, 1, 2) for d, split, bits in [("t1", "train", 300.0), ("t2", "train", 500.0),
+                                                       ("h1", "heldout", 600.0), ("h2", "heldout", 400.0)]]
+    out = dl.bootstrap_gap(pd.DataFrame(rows), n_boot=500)
+    assert out["per_seed"] == [pytest.approx(1.0)] * 3  # 5 - 4 bits/byte under every seed
+    assert out["gap_bits_per_byte"] == pytest.approx(1.0) and out["n_documents"] == {"train": 2, "heldout": 2}
+    assert out["low"] < 1.0 < out["high"]  # which documents fell where still moves it
+    with pytest.raises(ValueError, match="both splits"):
+        dl.bootstrap_gap(pd.DataFrame(rows).query("split == 'train'"))
+
+
+# ---- the prequential learner: early stopping, deterministic ------------------------------------------
+TINY = {"family": "causal_lm", "n_layer": 1, "n_head": 1, "n_embd": 8, "context": 16}
+
+
+def test_validation_split_is_the_end_of_the_prefix():
+    prefix = random_text(1000, 11)
+    fit, val = dl.validation_split(prefix, 0.1, 17)
+    assert fit + val == prefix and len(val) == 100
+    assert dl.validation_split(prefix[:100], 0.1, 17)[1] == prefix[83:100]  # at least min_bytes
+    assert dl.validation_split(bytes(prefix), 0.1, 17) == (fit, val)  # a function of the bytes alone
+    with pytest.raises(ValueError, match="cannot give"):
+        dl.validation_split(prefix[:30], 0.1, 17)
+
+
+def test_early_stopping_keeps_the_best_weights_and_stops_after_patience(monkeypatch):
+    import torch
+
+    class Holder:
+        model = torch.nn.Linear(2, 2)
+
+    holder, scores = Holder(), iter([5.0, 4.0, 4.5, 4.0, 4.7, 9.9])
+    monkeypatch.setattr(dl, "validation_bits", lambda model, data: next(scores))
+    stop = dl.EarlyStopping(holder, b"", every=10, patience=3, last_step=99)
+    said = []
+    for step in range(100):
+        with torch.no_grad():
+            holder.model.weight.fill_(step)
+        said.append(stop(step))
+        if said[-1]:
+            break
+    assert step == 49 and said.count(True) == 1  # scores at 10..50; no improvement on 4.0 at 30, 40, 50
+    assert stop.best_step == 20 and stop.best_bits == 4.0  # an equal score is not an improvement
+    stop.restore()
+    assert float(holder.model.weight.detach()[0, 0]) == 19.0  # the weights after step index 19, i.e. 20 steps
+
+
+def test_early_stopped_trainer_is_deterministic_and_restores_its_best():
+    from copystudy import parallel
+
+    recipe = dl.Recipe(model=TINY, batch_size=4, lr=3e-3, epochs=1.0, min_steps=6, max_steps=6, eval_every=2,
+                       patience=2)
+    prefix = random_text(600, 12)
+    with parallel.single_thread():
+        a, b = dl.train_early_stopped(recipe, prefix, 3), dl.prefix_trainer(recipe)(bytes(prefix), 3)
+        other = dl.train_early_stopped(recipe, prefix, 4)
+    for (name, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch_equal(x, y), name  # bitwise the same weights
+    assert not all(torch_equal(x, y) for x, y in zip(a.model.state_dict().values(), other.model.state_dict().values()))
+    fit, val = dl.validation_split(prefix, recipe.validation_fraction, 17)
+    assert (a.fit_bytes, a.validation_bytes) == (len(fit), len(val))
+    assert a.train_steps <= a.step_ceiling == 6 and a.best_step <= a.train_steps
+    assert a.stopped_early == (a.train_steps < 6)
+    assert dl.validation_bits(a, val) == a.validation_bits_per_byte  # the kept weights are the best scored
+
+
+def torch_equal(x, y) -> bool:
+    import torch
+
+    return bool(torch.equal(x, y))
+
+
+# ---- two-part code at a chosen precision -------------------------------------------------------------
+def test_quantisation_levels_and_two_part_by_precision():
+    import torch
+
+    from copystudy.models.causal_lm import CausalLM
+
+    t = torch.linspace(-1.0, 0.5, 101)
+    assert len(torch.unique(dl.quantized_tensor(t, 3))) <= 2 ** 3 - 1
+    assert torch.equal(dl.quantized_tensor(torch.zeros(4), 4), torch.zeros(4))
+    with pytest.raises(ValueError, match="at least 2 bits"):
+        dl.quantized_tensor(t, 1)
+    model = CausalLM.from_config(n_layer=1, n_head=1, n_embd=16, context=16, seed=0)
+    model.fit(random_text(2000, 13), steps=5, batch_size=4, lr=3e-3, progress_bar=False)
+    data = random_text(400, 14)
+    table = dl.two_part_by_precision(model, data, (16, 8, 4)).set_index("bits_per_param")
+    full = table.loc[32, "data_bits"]
+    assert full == pytest.approx(float(model.bits(data).sum()), rel=1e-9)
+    assert abs(table.loc[16, "data_bits"] - full) < 1e-3 * full  # 16 bits a weight: data bits barely move
+    for b in (8, 4):  # the weight part shrinks exactly by the ratio of precisions
+        assert table.loc[b, "weight_bits"] * 16 == table.loc[16, "weight_bits"] * b
+    assert table.loc[16, "weight_bits"] == 16 * model.n_params
+    assert table.loc[8, "scale_bits"] == 32 * dl.n_tensors(model) and table.loc[32, "scale_bits"] == 0
+    assert np.allclose(table["total_bits"], table["weight_bits"] + table["scale_bits"] + table["data_bits"])
+    assert torch.equal(next(model.model.parameters()), next(model.model.parameters()))  # the model is untouched
+    assert dl.two_part_by_precision(model, data, (8,), data_bits=123.0).loc[0, "data_bits"] == 123.0
 
 
 def test_byte_bits_matches_causal_lm_bits():
@@ -232,15 +369,21 @@ def test_byte_bits_matches_causal_lm_bits():
 
 def test_smoke_run_through_the_runner(run_notebook):
     out, m = run_notebook("description_length")
-    for key in ("uniform_bits", "two_part_bits", "prequential_bits", "generalization_gap_bits",
-                "generalization_gap_bits_per_byte", "memorized_bits_duplicated_work", "n_params"):
-        assert key in m, key
-    assert m["uniform_bits_per_byte"] == 8.0
-    assert m["prequential_bits"] > 0 and m["two_part_bits"] > m["two_part_data_bits"]
-    assert m["two_part_bits"] == m["two_part_data_bits"] + 16 * m["n_params"]
+    assert m["n_seeds"] >= 2
+    for key in ("prequential_bits", "two_part_bits", "generalization_gap_bits_per_byte", "memorized_bits_duplicated_work",
+                "block_spearman", "prequential_model_bits", "memorized_bits_per_byte_single_copy_mean"):
+        assert key in m and len(m[f"{key}_ci"]) == 2, key
+        assert m[f"{key}_ci"][0] <= m[key] + 1e-9 and m[key] <= m[f"{key}_ci"][1] + 1e-9, key
+    assert m["uniform_bits_per_byte"] == 8.0 and m["prequential_bits"] > 0
+    best = m["two_part_best_bits_per_param"]
+    assert m["two_part_bits"] == pytest.approx(m["two_part_bits_by_precision"][str(best)])
+    assert m["two_part_bits"] == min(m["two_part_bits_by_precision"].values())
+    assert m["two_part_bits"] == pytest.approx(m["two_part_data_bits"] + m["two_part_model_bits"])
+    assert m["memorization_sizes_equal"] is True
     assert isinstance(m["memorized_bits_by_work"], dict) and len(m["memorized_bits_by_work"]) >= 2
     blocks = m["block_boundaries"]
-    assert blocks[0] == 0 and blocks[-1] == m["train_bytes"]
-    for name in ("code_lengths", "memorized_bits"):
+    assert blocks[0] == 0 and blocks[-1] == m["train_bytes"] and len(m["block_bits_per_byte"]) == len(blocks) - 1
+    for name in ("code_lengths", "memorized_bits", "generalization_gap"):
         assert (out / "figures" / f"{name}.png").is_file()
+    for name in ("code_lengths", "memorized_bits", "two_part_by_precision", "bits_per_parameter"):
         assert (out / "tables" / f"{name}.csv").is_file() and (out / "tables" / f"{name}.md").is_file()

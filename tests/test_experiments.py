@@ -135,41 +135,78 @@ def test_sweep_summary_finds_the_u_and_whether_the_best_size_grows():
 
 
 # ---- description length -----------------------------------------------------------------------------
+class _RateModel:
+    """Codes every byte at a fixed rate; trained on more bytes, a lower rate (a fake prefix model)."""
+
+    n_params, context = 1000, 8
+
+    def __init__(self, data, seed):
+        self.rate = 6.0 - len(data) / 1000 + 0.01 * seed
+        self.train_steps, self.step_ceiling, self.best_step, self.stopped_early = 10, 20, 10, True
+        self.fit_bytes, self.validation_bits_per_byte = int(0.9 * len(data)), self.rate
+
+    def bits(self, data):
+        return np.full(len(data), self.rate)
+
+
+def _final(model, data_bits):
+    two = pd.DataFrame({"bits_per_param": [32, 16, 8], "quantized": [False, True, True],
+                        "weight_bits": [32000.0, 16000.0, 8000.0], "scale_bits": [0.0, 64.0, 64.0],
+                        "data_bits": [data_bits, data_bits, data_bits + 100.0 * model.rate]})
+    two["model_bits"] = two["weight_bits"] + two["scale_bits"]
+    two["total_bits"] = two["model_bits"] + two["data_bits"]
+    two["total_bits_per_byte"] = two["total_bits"] / 4000
+    docs = pd.DataFrame({"document": ["t1", "t2", "h1"], "split": ["train", "train", "heldout"], "bytes": [100] * 3,
+                         "bits": [300.0, 310.0, 400.0]})
+    return {"two_part": two, "doc_bits": docs}
+
+
 def _description_inputs(dup_bits: float):
-    sizes = pd.DataFrame({"train_bytes": [1000, 2000], "model_bits": [16000.0] * 2, "data_bits": [5000.0, 9000.0],
-                          "prequential_bits": [8000.0, 12000.0], "uniform_bits": [8000.0, 16000.0],
-                          "two_part_bits": [21000.0, 25000.0], "two_part_bits_fp32": [37000.0, 41000.0],
-                          "next_block_bits": [4000.0, np.nan], "uniform_bits_per_byte": [8.0, 8.0],
-                          "two_part_bits_per_byte": [21.0, 12.5], "data_bits_per_byte": [5.0, 4.5],
-                          "prequential_bits_per_byte": [8.0, 6.0]})
-    memorized = pd.DataFrame({"work": ["dup", "once", "ctrl1", "ctrl2"],
-                              "kind": ["training work"] * 2 + ["held-out control"] * 2, "copies": [8, 1, 0, 0],
-                              "memorized_bits": [dup_bits, 10.0, 1.0, -1.0],
-                              "memorized_bits_per_byte": [dup_bits / 100, 0.1, 0.01, -0.01],
-                              "memorized_bits_adjusted": [dup_bits, 10.0, 1.0, -1.0],
-                              "memorized_bits_adjusted_per_byte": [dup_bits / 100, 0.1, 0.01, -0.01]})
-    gap = description_length.Gap({"gap_bits": 50.0, "gap_bits_per_byte": 0.05, "n_bytes": 1000},
-                                 {"gap_bits_per_byte": 0.04, "low": 0.01, "high": 0.07}, pd.DataFrame(),
-                                 {"gap_bits_per_byte": 0.0, "n_bytes": 1000}, {"gap_bits_per_byte": 0.02, "n_bytes": 1000},
-                                 0.02)
-    return sizes, memorized, gap
+    from copystudy import description_length as dl
+
+    data = bytes(4000)
+    boundaries = dl.block_schedule(len(data), 1000)
+    runs, finals = dl.code_lengths_by_size(data, boundaries, _RateModel, seeds=(0, 1, 2), final=_final, heldout=bytes(50))
+    cl = description_length.CodeLengths(boundaries, runs, finals)
+    gap = dl.bootstrap_gap(description_length.document_table(cl), n_boot=200)
+    diffs = pd.DataFrame([{"seed": s, "text": t, "kind": k, "swap": w, "bits_with": 100.0, "bits_without": 100.0 + d + s}
+                          for s in (0, 1, 2) for w in ("dup", "once")
+                          for t, k, d in [(w, "training work", dup_bits if w == "dup" else 10.0),
+                                          ("ctrl", "held-out control", 0.0)]])
+    diffs["memorized_bits"] = diffs["bits_without"] - diffs["bits_with"]
+    models = pd.DataFrame({"seed": [0, 0, 0], "swapped": [None, "dup", "once"], "train_bytes": [500] * 3,
+                           "train_steps": [7] * 3})
+    table = dl.memorization_table(diffs, {"dup": 100, "once": 100, "ctrl": 100}, {"dup": 8, "once": 1})
+    return cl, gap, models, diffs, table
 
 
 def test_description_length_summary_bits_per_parameter_and_verdicts():
-    sizes, memorized, gap = _description_inputs(500.0)
-    m = description_length.summarize(sizes, [0, 1000, 2000], gap, memorized, "dup", 8, 1000, 2000, 500)
-    assert m["block_bits"] == [8000.0, 4000.0] and m["prequential_model_bits"] == 3000.0
-    assert m["generalization_gap_calibrated_bits"] == pytest.approx(20.0)
-    assert m["memorized_bits_duplicated_work"] == 500.0 and m["memorization_noise_bits_per_byte"] == pytest.approx(
-        np.std([0.01, -0.01], ddof=1))
-    per_param = description_length.bits_per_parameter(sizes, memorized, gap, "dup", 1000, 2000, 16)
-    assert per_param.set_index("quantity").loc["prequential − L(data | final weights)", "bits_per_parameter"] == 3.0
-    said = " ".join(description_length.verdicts(m, 16))
-    assert "the prequential code is the shortest" in said and "reliably cheaper" in said
-    assert "Duplication raises memorisation" in said
-    sizes, memorized, gap = _description_inputs(1.5)  # the duplicated work barely above the controls' scatter
-    m = description_length.summarize(sizes, [0, 1000, 2000], gap, memorized, "dup", 8, 1000, 2000, 500)
-    assert "NOT clearly more memorised" in " ".join(description_length.verdicts(m, 16))
+    cl, gap, models, diffs, table = _description_inputs(500.0)
+    m = description_length.summarize(cl, gap, models, diffs, table, "dup", 8, 1000, 300)
+    assert m["n_seeds"] == 3 and m["block_boundaries"] == [0, 1000, 2000, 4000]
+    # block 0 uniform, then the model of 1000 bytes (rate 5 + 0.01 seed) codes 1000 bytes, that of 2000 (4) 2000
+    assert m["prequential_bits"] == pytest.approx(8000 + 5.01 * 1000 + 4.01 * 2000)
+    assert m["prequential_bits_ci"][0] < m["prequential_bits"] < m["prequential_bits_ci"][1]
+    assert m["block_bits_per_byte"] == [8.0, pytest.approx(5.01), pytest.approx(4.01)]
+    assert m["block_increases_by_seed"] == [0, 0, 0] and m["block_spearman"] == pytest.approx(-1.0)
+    assert m["two_part_best_bits_per_param"] == 8 and m["two_part_bits_by_precision"][16] > m["two_part_bits"]
+    assert m["two_part_bits"] == pytest.approx(8064.0 + 2.01 * 4000 + 100 * 2.01)
+    assert m["prequential_model_bits"] == pytest.approx(m["prequential_bits"] - 2.01 * 4000)
+    assert m["generalization_gap_bits_per_byte"] == pytest.approx(4.0 - 3.05)
+    assert m["memorized_bits_duplicated_work"] == pytest.approx(501.0) and m["memorization_sizes_equal"] is True
+    assert m["memorized_bits_control_by_work"]["ctrl"] == pytest.approx(1.0)
+    assert m["memorized_bits_per_byte_single_copy_mean"] == pytest.approx(0.11)
+    per_param = description_length.bits_per_parameter(m).set_index("quantity")
+    assert per_param.loc["memorised bits, duplicated work", "bits_per_parameter"] == pytest.approx(0.501)
+    said = " ".join(description_length.verdicts(m))
+    assert "The two-part code is lower than the prequential code, and their 95% intervals separate" in said
+    assert "On fixed text the learner improves with every doubling of its data." in said
+    assert "beats the uniform code" in said
+    assert "falls at every block" in said and "reliably cheaper" in said
+    assert "duplication makes the weights hold the work" in said and "Works seen once are memorised too" in said
+    cl, gap, models, diffs, table = _description_inputs(1.0)  # the duplicated work no more than the controls
+    m = description_length.summarize(cl, gap, models, diffs, table, "dup", 8, 1000, 300)
+    assert "NOT separated from zero and the controls" in " ".join(description_length.verdicts(m))
 
 
 # ---- royalty shares ---------------------------------------------------------------------------------

@@ -4,25 +4,31 @@ Every quantity here is a code length in bits, the length of a message from which
 rebuild the text exactly:
 
 - uniform code: 8 bits a byte, the cost of sending the text with no model at all;
-- two-part code: first the weights (n_params x 16 bits as float16), then the text coded by the
-  trained model, sum of -log2 p(b_i | b_<i);
+- two-part code: first the weights, quantised to b bits each (symmetric, per tensor, plus one
+  32-bit scale per tensor), then the text coded by the quantised model, sum of -log2 p(b_i | b_<i);
+  b is chosen to make the total shortest;
 - prequential (online) code (Blier & Ollivier 2018): the text is cut into blocks whose boundaries
   double; the first block is sent uniformly, every later block is coded by a model trained from
   scratch (same seed, same recipe) on all blocks before it. The receiver can retrain the same models
-  itself, so no weights are sent;
-- generalisation gap: bits on held-out text minus bits on the same number of training bytes;
+  itself, so no weights are sent. Each model is trained with early stopping on the last part of its
+  own prefix (`train_early_stopped`), a deterministic function of the prefix bytes and the seed;
+- generalisation gap: byte-weighted bits per byte of held-out documents minus that of training
+  documents, with a bootstrap interval over documents and seeds;
 - per-work memorised bits (after Morris et al. 2025): bits(x | model trained without x) minus
-  bits(x | model trained with x).
+  bits(x | model trained with x), where the without-model trains on the same corpus with x swapped
+  for held-out text of the same length (`swapped`): same bytes, same steps, same windows.
 
 Models are anything with `.bits(data) -> np.ndarray` (bits per byte), `.n_params` and `.context`
-(copystudy.models.causal_lm.CausalLM); training is a callable `train(data: bytes) -> model`, so the
-bookkeeping can be tested with fake models.
+(copystudy.models.causal_lm.CausalLM); training is a callable `train(data: bytes, seed: int) -> model`,
+so the bookkeeping can be tested with fake models.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
@@ -31,6 +37,7 @@ import pandas as pd
 
 from copystudy import parallel
 from copystudy.compression import model_bits
+from copystudy.verdicts import trend
 
 UNIFORM_BITS_PER_BYTE = 8.0
 
@@ -122,49 +129,243 @@ def training_steps(n_bytes: int, epochs: float, batch_size: int, context: int,
     return int(min(max_steps, max(min_steps, steps)))
 
 
-# ---- code lengths as the training set grows ---------------------------------------------------------
-def code_lengths_by_size(data: bytes, boundaries: list[int], train: Callable[[bytes], object],
-                         heldout: bytes | None = None, bits_per_param: int = 16, gap_chunk: int = 2048,
-                         seed: int = 0):
-    """Uniform, two-part and prequential code lengths of data[:t] for every boundary t > 0.
+# ---- the learner: early stopping on the end of the prefix -------------------------------------------
+@dataclass(frozen=True)
+class Recipe:
+    """How every model of the code lengths is trained from scratch.
 
-    One model is trained on each prefix data[:t]; it gives the two-part code of that prefix and codes
-    the next block of the prequential code. With `heldout`, each model's generalisation gap is also
-    measured. Returns (a DataFrame with one row per prefix, {prefix size: its model}).
+    AdamW (warm-up, cosine decay over the step ceiling) on random windows of the prefix minus its
+    validation split; the ceiling is `epochs` passes over those bytes, clipped to [min_steps,
+    max_steps]. Every `eval_every` steps (and at the ceiling) the validation split is scored; the best
+    weights are kept, and training stops after `patience` scores without improvement."""
+
+    model: dict = field(default_factory=lambda: {"family": "causal_lm"})
+    batch_size: int = 32
+    lr: float = 3e-3
+    epochs: float = 8.0
+    min_steps: int = 100
+    max_steps: int = 300
+    validation_fraction: float = 0.1
+    eval_every: int = 25
+    patience: int = 3
+
+
+def validation_split(prefix: bytes, fraction: float, min_bytes: int) -> tuple[bytes, bytes]:
+    """(fit, validation): the last ceil(fraction x n) bytes of the prefix, at least min_bytes, are held
+    out. A function of the prefix alone, so a decoder that holds the prefix makes the same split."""
+    n, k = len(prefix), max(min_bytes, math.ceil(fraction * len(prefix)))
+    if n - k < min_bytes:
+        raise ValueError(f"a prefix of {n} bytes cannot give {k} validation bytes and keep {min_bytes} to fit")
+    return bytes(prefix[:n - k]), bytes(prefix[n - k:])
+
+
+def validation_bits(model, data: bytes, batch: int = 64) -> float:
+    """Mean bits per predicted byte of `data` cut into consecutive windows of context + 1 bytes (the
+    first byte of each is context only): the quick, fixed score early stopping compares."""
+    import torch
+
+    arr = np.frombuffer(bytes(data), dtype=np.uint8).astype(np.int64)
+    c = model.context
+    n = (len(arr) - 1) // c
+    if n < 1:
+        raise ValueError(f"validation needs more than {c} bytes, got {len(arr)}")
+    windows = torch.from_numpy(np.stack([arr[i * c:i * c + c + 1] for i in range(n)]))
+    was_training, total = model.model.training, 0.0
+    model.model.eval()
+    with torch.no_grad():
+        for i in range(0, n, batch):
+            w = windows[i:i + batch]
+            logits = model.model(input_ids=w[:, :-1]).logits.double()
+            total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1),
+                                                             reduction="sum"))
+    model.model.train(was_training)
+    return total / math.log(2) / (n * c)
+
+
+class EarlyStopping:
+    """stop(step) for CausalLM.fit: scores the validation bytes every `every` steps and at `last_step`,
+    keeps a copy of the best weights (the earliest of equal scores), and says stop after `patience`
+    scores without improvement. `restore()` puts the best weights back."""
+
+    def __init__(self, model, validation: bytes, every: int, patience: int, last_step: int):
+        if every < 1 or patience < 1:
+            raise ValueError(f"eval_every and patience must be >= 1, got {every} and {patience}")
+        self.model, self.validation, self.every, self.patience, self.last_step = model, validation, every, patience, last_step
+        self.best_bits, self.best_step, self.best_state, self.since, self.scores = math.inf, 0, None, 0, []
+
+    def __call__(self, step: int) -> bool:
+        if (step + 1) % self.every and step != self.last_step:
+            return False
+        bits = validation_bits(self.model, self.validation)
+        self.scores.append((step + 1, bits))
+        if bits < self.best_bits:
+            self.best_bits, self.best_step, self.since = bits, step + 1, 0
+            self.best_state = {k: v.detach().clone() for k, v in self.model.model.state_dict().items()}
+        else:
+            self.since += 1
+        return self.since >= self.patience
+
+    def restore(self) -> None:
+        if self.best_state is not None:
+            self.model.model.load_state_dict(self.best_state)
+
+
+def train_early_stopped(recipe: Recipe, prefix: bytes, seed: int):
+    """train(prefix, seed) -> a CausalLM fitted on the prefix minus its validation split, stopped
+    early and restored to its best validation score.
+
+    A deterministic function of (recipe, prefix bytes, seed): on one thread the same arguments give
+    bitwise the same weights, so a decoder holding the prefix can retrain the model that coded the
+    next block. The model carries its record: train_steps, step_ceiling, best_step, stopped_early,
+    validation_bits_per_byte, fit_bytes, validation_bytes."""
+    from copystudy import models
+
+    model = models.build(recipe.model, seed=seed)
+    fit, val = validation_split(bytes(prefix), recipe.validation_fraction, model.context + 1)
+    ceiling = training_steps(len(fit), recipe.epochs, recipe.batch_size, model.context, recipe.min_steps,
+                             recipe.max_steps)
+    stopper = EarlyStopping(model, val, recipe.eval_every, recipe.patience, ceiling - 1)
+    losses = model.fit(fit, steps=ceiling, batch_size=recipe.batch_size, lr=recipe.lr, seed=seed,
+                       progress_bar=False, stop=stopper)
+    stopper.restore()
+    model.train_steps, model.step_ceiling, model.best_step = len(losses), ceiling, stopper.best_step
+    model.stopped_early = len(losses) < ceiling
+    model.validation_bits_per_byte = stopper.best_bits
+    model.fit_bytes, model.validation_bytes = len(fit), len(val)
+    return model
+
+
+def prefix_trainer(recipe: Recipe) -> Callable[[bytes, int], object]:
+    """The prequential learner as a picklable callable train(prefix, seed)."""
+    return partial(train_early_stopped, recipe)
+
+
+def train_fixed_steps(spec: dict, batch_size: int, lr: float, steps: int, data: bytes, seed: int):
+    """train(data, seed) -> a CausalLM trained from scratch for exactly `steps` steps on all of `data`:
+    the memorisation models, where a model with a work and one without it must train alike."""
+    from copystudy import models
+
+    model = models.build(spec, seed=seed)
+    model.fit(bytes(data), steps=steps, batch_size=batch_size, lr=lr, seed=seed, progress_bar=False)
+    model.train_steps, model.fit_bytes = steps, len(data)
+    return model
+
+
+# ---- the two-part code at the best precision --------------------------------------------------------
+SCALE_BITS = 32  # one float32 scale per quantised tensor
+
+
+def quantized_tensor(t, bits: int):
+    """t rounded to the 2^bits - 1 symmetric levels k x s, |k| <= 2^(bits-1) - 1, s = max|t| / that."""
+    import torch
+
+    if bits < 2:
+        raise ValueError(f"quantisation needs at least 2 bits a weight, got {bits}")
+    top = float(t.abs().max()) if t.numel() else 0.0
+    if top == 0.0:
+        return t.clone()
+    scale = top / (2 ** (bits - 1) - 1)
+    return torch.round(t / scale) * scale
+
+
+def quantize(model, bits: int):
+    """A copy of a CausalLM with every parameter tensor quantised to `bits` bits (symmetric, per tensor)."""
+    import torch
+
+    q = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in q.model.parameters():
+            p.copy_(quantized_tensor(p, bits))
+    return q
+
+
+def n_tensors(model) -> int:
+    """Parameter tensors of a CausalLM (tied ones once): each quantised tensor sends one scale."""
+    return sum(1 for _ in model.model.parameters())
+
+
+def two_part_by_precision(model, data: bytes, precisions=(16, 8, 4), data_bits: float | None = None) -> pd.DataFrame:
+    """The two-part code of `data` with the weights sent at each precision b: weight bits n_params x b,
+    one 32-bit scale per tensor, and the data coded by the quantised model. A first row gives the
+    unquantised float32 model at 32 bits a weight (data_bits, when known, saves coding it again)."""
+    full = float(byte_bits(model, data).sum()) if data_bits is None else float(data_bits)
+    rows = [{"bits_per_param": 32, "quantized": False, "weight_bits": model_bits(model.n_params, 32),
+             "scale_bits": 0.0, "data_bits": full}]
+    for b in precisions:
+        q = quantize(model, b)
+        rows.append({"bits_per_param": int(b), "quantized": True, "weight_bits": model_bits(model.n_params, b),
+                     "scale_bits": float(SCALE_BITS * n_tensors(model)), "data_bits": float(byte_bits(q, data).sum())})
+    df = pd.DataFrame(rows)
+    df["model_bits"] = df["weight_bits"] + df["scale_bits"]
+    df["total_bits"] = df["model_bits"] + df["data_bits"]
+    df["total_bits_per_byte"] = df["total_bits"] / max(1, len(data))
+    return df
+
+
+# ---- code lengths as the training set grows ---------------------------------------------------------
+def prefix_result(data: bytes, boundaries: list[int], train, final, heldout: bytes | None, job) -> tuple[dict, object]:
+    """One task: the model of data[:size] for one seed, trained by train(prefix, seed); its training
+    record, the bits of its prefix (the two-part code's data part), of the next block (its part of
+    the prequential code) and per byte of the fixed `heldout` text (a learning curve that does not
+    depend on which text falls in which block); and final(model, data_bits) for the model of the
+    whole text."""
+    seed, size = job
+    model = train(bytes(data[:size]), seed)
+    row = {"seed": seed, "train_bytes": size, "n_params": model.n_params,
+           "data_bits": float(byte_bits(model, data[:size]).sum()),
+           "heldout_bits_per_byte": float(byte_bits(model, heldout).mean()) if heldout else None}
+    for key in ("fit_bytes", "train_steps", "step_ceiling", "best_step", "stopped_early", "validation_bits_per_byte"):
+        row[key] = getattr(model, key, None)
+    k = boundaries.index(size)
+    if k + 1 < len(boundaries):
+        end = boundaries[k + 1]
+        row.update(next_block_bytes=end - size, next_block_bits=block_bits(model, data, size, end))
+    extra = final(model, row["data_bits"]) if final is not None and size == len(data) else None
+    return row, extra
+
+
+def code_lengths_by_size(data: bytes, boundaries: list[int], train: Callable[[bytes, int], object], seeds=(0,),
+                         bits_per_param: int = 16, final: Callable | None = None, heldout: bytes | None = None):
+    """Uniform, two-part and prequential code lengths of data[:t] for every boundary t > 0 and seed.
+
+    One model per (seed, prefix), all in one map_tasks call: it gives the two-part code of its prefix
+    (its data bits plus bits_per_param a weight) and codes the next block of that seed's prequential
+    code; with `heldout`, every model also codes that fixed text. Returns (one row per seed and prefix,
+    {seed: final(model of the whole text, its data bits)}).
     """
     _check_boundaries(boundaries, len(data))
-    prefix_model = partial(_prefix_model, data, train, heldout, bits_per_param, gap_chunk, seed)
-    done = parallel.map_tasks(prefix_model, boundaries[1:], desc="prequential models", cost=lambda size: size)
-    rows, models = [row for row, _ in done], {row["train_bytes"]: model for row, model in done}
-    # the prequential code of each prefix, from the same models: block k is coded by the model of data[:b_k]
-    preq = prequential_bits(data, boundaries, lambda prefix: models[len(prefix)])
-    for k, (row, total) in enumerate(zip(rows, itertools.accumulate(preq["block_bits"]))):
-        row["prequential_bits"] = total
-        if k + 1 < len(preq["block_bits"]):  # this model codes the next block
-            row.update(next_block_bytes=boundaries[k + 2] - boundaries[k + 1], next_block_bits=preq["block_bits"][k + 1])
+    jobs = [(seed, size) for seed in seeds for size in boundaries[1:]]
+    done = parallel.map_tasks(partial(prefix_result, bytes(data), list(boundaries), train, final, heldout), jobs,
+                              desc="prequential models", cost=lambda job: job[1])
+    rows, finals = [], {}
+    for seed in seeds:
+        mine = [(row, extra) for row, extra in done if row["seed"] == seed]
+        blocks = [uniform_bits(boundaries[1])] + [row["next_block_bits"] for row, _ in mine[:-1]]
+        for (row, extra), total in zip(mine, itertools.accumulate(blocks)):
+            row["prequential_bits"] = total  # block 0 uniform, block k coded by the model of data[:b_k]
+            rows.append(row)
+            if extra is not None:
+                finals[seed] = extra
     df = pd.DataFrame(rows)
+    df["uniform_bits"] = df["train_bytes"].map(uniform_bits)
+    df["model_bits"] = df["n_params"].map(lambda n: model_bits(n, bits_per_param))
+    df["two_part_bits"] = df["model_bits"] + df["data_bits"]
     for name in ("uniform", "two_part", "prequential", "data"):
         df[f"{name}_bits_per_byte"] = df[f"{name}_bits"] / df["train_bytes"]
-    return df, models
+    df["next_block_bits_per_byte"] = df["next_block_bits"] / df["next_block_bytes"]
+    return df, finals
+
+
+def block_trend(bits_per_byte) -> dict:
+    """Does the per-block rate fall as the prefix grows: the Spearman rank correlation of the rates
+    with the block index (-1: falls at every block) and the number of blocks dearer than the one
+    before."""
+    rates = [float(r) for r in bits_per_byte]
+    return {"spearman": trend(range(len(rates)), rates),
+            "increases": int(sum(b > a for a, b in zip(rates, rates[1:])))}
 
 
 # ---- generalisation gap -----------------------------------------------------------------------------
-def _prefix_model(data: bytes, train, heldout, bits_per_param: int, gap_chunk: int, seed: int, size: int):
-    """One prefix (a task): its model, trained on data[:size], with its two-part code and gap."""
-    model = train(bytes(data[:size]))
-    two = two_part_bits(model, data[:size], bits_per_param)
-    row = {"train_bytes": size, "uniform_bits": uniform_bits(size),
-           "two_part_bits": two["total_bits"], "model_bits": two["model_bits"],
-           "data_bits": two["data_bits"],
-           "two_part_bits_fp32": two["data_bits"] + model_bits(model.n_params, 32),
-           "train_steps": getattr(model, "train_steps", None),
-           "final_loss_bits_per_byte": getattr(model, "final_loss_bits", None)}
-    if heldout is not None:
-        gap = generalization_gap(model, data[:size], heldout, chunk=gap_chunk, seed=seed)
-        row.update(gap_bytes=gap["n_bytes"], gap_bits=gap["gap_bits"], gap_bits_per_byte=gap["gap_bits_per_byte"])
-    return row, model
-
-
 def generalization_gap(model, train_data: bytes, heldout: bytes, chunk: int = 2048, seed: int = 0) -> dict:
     """Bits the model saves on training text beyond what it saves on unseen text of the same source.
 
@@ -208,28 +409,41 @@ def document_bits(model, docs: dict[str, bytes], split: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def bootstrap_gap(doc_bits: pd.DataFrame, n_boot: int = 2000, level: float = 0.9, seed: int = 0) -> dict:
-    """Byte-weighted held-out minus training bits per byte over documents (a table from
-    document_bits with splits 'train' and 'heldout'), with a bootstrap interval that resamples
-    documents within each split: how much of the gap could be which documents fell where."""
+def fit_documents(docs: dict[str, bytes], fit_text: bytes) -> dict[str, bytes]:
+    """The documents that lie whole inside the bytes a model was fitted on."""
+    return {k: v for k, v in docs.items() if v and v in fit_text}
+
+
+def bootstrap_gap(doc_bits: pd.DataFrame, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    """Byte-weighted held-out minus training bits per byte over documents, mean over seeds, with a
+    bootstrap interval over documents and seeds.
+
+    doc_bits has one row per (seed, document) from document_bits (splits 'train' and 'heldout'; no
+    'seed' column: one seed). Each replicate resamples the documents of each split (the same draw
+    for every seed: a document is the same text under every seed) and the seeds, so the interval
+    holds both which documents fell where and the training noise."""
+    if "seed" not in doc_bits:
+        doc_bits = doc_bits.assign(seed=0)
     groups = {s: doc_bits[doc_bits["split"] == s] for s in ("train", "heldout")}
     if any(len(g) == 0 for g in groups.values()):
         raise ValueError("bootstrap_gap needs documents of both splits, 'train' and 'heldout'")
-
-    def rate(g):
-        return g["bits"].to_numpy().sum(-1) / g["bytes"].to_numpy().sum(-1)
-
-    point = rate(groups["heldout"]) - rate(groups["train"])
+    seeds = sorted(doc_bits["seed"].unique())
     rng = np.random.default_rng(seed)
-    draws = []
-    for s in ("heldout", "train"):
-        g = groups[s]
-        idx = rng.integers(0, len(g), size=(n_boot, len(g)))
-        bits, size = g["bits"].to_numpy()[idx].sum(1), g["bytes"].to_numpy()[idx].sum(1)
-        draws.append(bits / size)
-    diff = draws[0] - draws[1]
-    lo, hi = np.quantile(diff, [(1 - level) / 2, (1 + level) / 2])
-    return {"gap_bits_per_byte": float(point), "low": float(lo), "high": float(hi), "level": level}
+    rates, points = {}, {}
+    for s, g in groups.items():
+        bits = g.pivot_table(index="document", columns="seed", values="bits", aggfunc="sum")[seeds]
+        size = g.groupby("document")["bytes"].first().reindex(bits.index).to_numpy()
+        bits = bits.to_numpy()  # [documents, seeds]
+        points[s] = bits.sum(0) / size.sum()  # per seed
+        idx = rng.integers(0, len(size), size=(n_boot, len(size)))
+        rates[s] = bits[idx].sum(1) / size[idx].sum(1)[:, None]  # [n_boot, seeds]
+    per_seed = points["heldout"] - points["train"]
+    pick = rng.integers(0, len(seeds), size=(n_boot, len(seeds)))
+    draws = np.take_along_axis(rates["heldout"] - rates["train"], pick, axis=1).mean(1)
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return {"gap_bits_per_byte": float(per_seed.mean()), "low": float(lo), "high": float(hi), "level": level,
+            "per_seed": [float(v) for v in per_seed], "n_documents": {s: int(g["document"].nunique())
+                                                                     for s, g in groups.items()}}
 
 
 # ---- per-work memorised bits ------------------------------------------------------------------------
@@ -283,56 +497,97 @@ def without(corpus: dict[str, bytes], *works: str) -> dict[str, bytes]:
     return {k: v for k, v in corpus.items() if not any(is_copy(k, w) for w in works)}
 
 
-def memorization_table(corpus: dict[str, bytes], works: dict[str, bytes], train: Callable[[bytes, int], object],
-                       controls: dict[str, bytes] | None = None, seeds=(0,),
-                       join: Callable[[dict], bytes] | None = None) -> pd.DataFrame:
-    """Memorised bits of each work: bits(x | model without x) - bits(x | model with x), mean over seeds.
+def swapped(corpus: dict[str, bytes], work: str, substitute: bytes) -> dict[str, bytes]:
+    """The corpus with every copy of `work` replaced, in its place, by `substitute` of the same length:
+    the without-model's training set, of exactly as many bytes, laid out alike."""
+    if work not in corpus:
+        raise ValueError(f"{work!r} is not in the corpus")
+    if len(substitute) != len(corpus[work]):
+        raise ValueError(f"the substitute for {work!r} has {len(substitute)} bytes, the work {len(corpus[work])}")
+    return {k: (bytes(substitute) if k == work or k.startswith(f"{work}#copy") else v) for k, v in corpus.items()}
 
-    For every seed, train(data, seed) gives one model on `corpus` (with the works) and one on the
-    corpus without any of the works (all copies removed): same recipe, same seed. `controls` are
-    texts no model saw (held-out documents); the same difference for them is training noise plus
-    the shift that changing the training set causes on unseen text. `memorized_bits_adjusted`
-    subtracts that shift (the controls' mean difference per byte, times the work's bytes).
-    Returns one row per work and control.
-    """
+
+def substitutes(works: dict[str, bytes], pool: dict[str, bytes]) -> dict[str, tuple[str, bytes]]:
+    """For every work, a cut of exactly its length from one document of `pool` (held-out text): the
+    longest documents first, several cuts from one document when it is long enough, no two cuts
+    overlapping. Returns {work: (label "document[start:end]", bytes)}."""
+    order = sorted(pool, key=lambda k: (-len(pool[k]), k))
+    used = {k: 0 for k in order}
+    out = {}
+    for work, text in works.items():
+        n = len(text)
+        host = next((k for k in order if len(pool[k]) - used[k] >= n), None)
+        if host is None:
+            raise ValueError(f"no held-out document has {n} unused bytes left to stand in for {work!r}")
+        start = used[host]
+        out[work] = (f"{host}[{start}:{start + n}]", bytes(pool[host][start:start + n]))
+        used[host] += n
+    return out
+
+
+def memorization_runs(corpus: dict[str, bytes], works: dict[str, bytes], stand_ins: dict[str, bytes],
+                      train: Callable[[bytes, int], object], controls: dict[str, bytes] | None = None, seeds=(0,),
+                      join: Callable[[dict], bytes] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The swap design of memorised bits, all models in one map_tasks call.
+
+    For every seed, train(data, seed) gives one with-model on `corpus` and, for each work, one
+    without-model on swapped(corpus, work, stand_ins[work]): the same number of bytes, the same
+    windows, the same steps; only the work differs. Returns (one row per model: seed, swapped work,
+    training bytes and steps; one row per difference: seed, text, kind, swap, bits_with, bits_without,
+    memorized_bits). A work's difference is under its own without-model; a control (held-out text
+    no model saw) gets one difference per without-model: training noise of the same design."""
     join = join or (lambda docs: b"".join(docs[k] for k in sorted(docs)))
-    missing = [w for w in works if w not in corpus]
-    if missing:
-        raise ValueError(f"works {missing} are not in the corpus")
     controls = controls or {}
     texts = {**works, **controls}
-    kinds = {**{w: "training work" for w in works}, **{c: "held-out control" for c in controls}}
-    rest = without(corpus, *works)
-    seeds = list(seeds)
-    jobs = [(seed, which) for seed in seeds for which in ("with", "without")]
-    data = {"with": join(corpus), "without": join(rest)}
-    per_model = parallel.map_tasks(partial(_text_bits, train, data, texts), jobs, desc="memorisation models")
-    bits = dict(zip(jobs, per_model))  # (seed, "with" | "without") -> {text: bits}
-    records = [{"work": name, "seed": seed, "bits_with": bits[seed, "with"][name],
-                "bits_without": bits[seed, "without"][name]} for seed in seeds for name in texts]
-    long = pd.DataFrame(records)
-    long["memorized_bits"] = long["bits_without"] - long["bits_with"]
-    agg = long.groupby("work", sort=False).agg(
-        bits_with=("bits_with", "mean"), bits_without=("bits_without", "mean"),
-        memorized_bits=("memorized_bits", "mean"), memorized_bits_sd=("memorized_bits", "std")).reset_index()
-    agg.insert(1, "kind", agg["work"].map(kinds))
-    agg.insert(2, "bytes", agg["work"].map(lambda w: len(texts[w])))
-    agg.insert(3, "copies", agg["work"].map(lambda w: 1 + sum(k.startswith(f"{w}#copy") for k in corpus)
-                                            if w in works else 0))
-    agg["bits_per_byte_with"] = agg["bits_with"] / agg["bytes"]
-    agg["bits_per_byte_without"] = agg["bits_without"] / agg["bytes"]
-    agg["memorized_bits_per_byte"] = agg["memorized_bits"] / agg["bytes"]
-    shift = agg.loc[agg["kind"] == "held-out control", "memorized_bits_per_byte"].mean() if controls else 0.0
-    agg["memorized_bits_adjusted"] = agg["memorized_bits"] - shift * agg["bytes"]
-    agg["memorized_bits_adjusted_per_byte"] = agg["memorized_bits_adjusted"] / agg["bytes"]
-    return agg
+    data = {None: join(corpus), **{w: join(swapped(corpus, w, stand_ins[w])) for w in works}}
+    jobs = [(seed, which) for seed in seeds for which in data]
+    done = parallel.map_tasks(partial(_text_bits, train, data, texts), jobs, desc="memorisation models",
+                              cost=lambda job: len(data[job[1]]))
+    result = dict(zip(jobs, done))
+    models = pd.DataFrame([{"seed": seed, "swapped": which, "train_bytes": result[seed, which]["train_bytes"],
+                            "train_steps": result[seed, which]["train_steps"]} for seed, which in jobs])
+    rows = []
+    for seed in seeds:
+        with_bits = result[seed, None]["bits"]
+        for w in works:
+            without_bits = result[seed, w]["bits"]
+            for name in [w, *controls]:
+                rows.append({"seed": seed, "text": name, "kind": "training work" if name in works else "held-out control",
+                             "swap": w, "bits_with": with_bits[name], "bits_without": without_bits[name]})
+    diffs = pd.DataFrame(rows)
+    diffs["memorized_bits"] = diffs["bits_without"] - diffs["bits_with"]
+    return models, diffs
 
 
 def _text_bits(train, data: dict, texts: dict, job) -> dict:
-    """One model (a task): trained with `seed` on data["with"] or data["without"]; the bits of every text."""
+    """One model (a task): trained with `seed` on data[which]; its training size and steps and the bits
+    of every text."""
     seed, which = job
     model = train(data[which], seed)
-    return {name: float(byte_bits(model, text).sum()) for name, text in texts.items()}
+    return {"train_bytes": len(data[which]), "train_steps": getattr(model, "train_steps", None),
+            "bits": {name: float(byte_bits(model, text).sum()) for name, text in texts.items()}}
+
+
+def memorization_table(diffs: pd.DataFrame, sizes: dict[str, int], copies: dict[str, int] | None = None,
+                       level: float = 0.95) -> pd.DataFrame:
+    """Memorised bits of each work and control, mean over seeds with a t interval over seeds (a
+    control's differences are first averaged over the without-models of one seed)."""
+    from copystudy.intervals import mean_ci
+
+    copies = copies or {}
+    rows = []
+    order = list(dict.fromkeys(diffs.sort_values("kind", kind="stable", ascending=False)["text"]))  # works, then controls
+    for name, g in sorted(diffs.groupby("text", sort=False), key=lambda item: order.index(item[0])):
+        per_seed = g.groupby("seed")[["memorized_bits", "bits_with", "bits_without"]].mean()
+        mean, lo, hi = mean_ci(per_seed["memorized_bits"], level)
+        rows.append({"work": name, "kind": g["kind"].iloc[0], "bytes": sizes[name], "copies": copies.get(name, 0),
+                     "n_seeds": len(per_seed), "bits_with": float(per_seed["bits_with"].mean()),
+                     "bits_without": float(per_seed["bits_without"].mean()), "memorized_bits": mean,
+                     "memorized_bits_low": lo, "memorized_bits_high": hi})
+    table = pd.DataFrame(rows)
+    for col in ("bits_with", "bits_without", "memorized_bits", "memorized_bits_low", "memorized_bits_high"):
+        table[col.replace("bits", "bits_per_byte", 1)] = table[col] / table["bytes"]
+    return table
 
 
 def shuffled_join(docs: dict[str, bytes], seed: int = 0) -> bytes:

@@ -36,6 +36,10 @@ def _royalty_shares_rules(v: dict) -> str | None:
 def _description_length_rules(v: dict) -> str | None:
     if v["min_steps"] > v["max_steps"]:
         return f"min_steps={v['min_steps']} is larger than max_steps={v['max_steps']}"
+    context = v["model"].get("context")
+    if isinstance(context, int) and not v["model"].get("name_or_path") and v["first_block"] < 2 * (context + 1):
+        return (f"first_block={v['first_block']} must be at least 2 x (model.context + 1) = {2 * (context + 1)} bytes: "
+                "each prefix model holds out at least context + 1 bytes of its prefix to stop early")
     return None
 
 

@@ -58,11 +58,14 @@ def decay_groups(module: torch.nn.Module, weight_decay: float = 0.01) -> list[di
 
 def train(module: torch.nn.Module, batch_loss: Callable[[int], torch.Tensor], steps: int, lr: float, *,
           groups: list[dict] | None = None, weight_decay: float = 0.01, betas=(0.9, 0.95), clip: float = 1.0,
-          desc: str = "train", progress_bar: bool = True, postfix_every: int = 50) -> list[float]:
+          desc: str = "train", progress_bar: bool = True, postfix_every: int = 50,
+          stop: Callable[[int], bool] | None = None) -> list[float]:
     """Optimise `module` for `steps` steps of AdamW on batch_loss(step); returns the loss per step.
 
     groups: optimiser parameter groups, each may carry an `lr_scale` (default: `decay_groups`).
-    The learning rate follows `cosine_lr`; gradients are clipped to norm `clip`."""
+    The learning rate follows `cosine_lr`; gradients are clipped to norm `clip`. stop(step), when
+    given, is called after each step and ends training early when it returns True (early stopping;
+    the schedule stays that of `steps`)."""
     groups = groups if groups is not None else decay_groups(module, weight_decay)
     opt = torch.optim.AdamW(groups, lr=lr, betas=betas)
     params = [p for p in module.parameters() if p.requires_grad]  # clipped in the module's order
@@ -80,5 +83,7 @@ def train(module: torch.nn.Module, batch_loss: Callable[[int], torch.Tensor], st
         losses.append(loss.item())
         if step % postfix_every == 0 and hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{loss.item():.4f}")
+        if stop is not None and stop(step):
+            break
     module.eval()
     return losses

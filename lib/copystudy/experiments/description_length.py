@@ -1,299 +1,474 @@
 """Notebook 02, description length: how many bits of the training text do the weights hold?
 
-Uniform, two-part and prequential code lengths of growing prefixes of the training text; the
-generalisation gap (raw, per document with a bootstrap interval, and calibrated for difficulty on the
-last block); memorised bits per work from with/without models (after Morris et al. 2025), with a
-duplicated work and held-out controls. The quantities are in `copystudy.description_length`; this
-module runs them in the notebook's order, and `summarize` and `verdicts` give metrics.json and the
-sentences the notebook prints.
+Uniform, two-part and prequential code lengths of growing prefixes of the training text, for several
+training seeds (each prefix model stopped early on the end of its prefix); the two-part code of the
+whole text with its weights at the precision that makes it shortest; the generalisation gap per
+document with a bootstrap interval over documents and seeds; memorised bits per work from a swap
+design (the without-model trains on the same corpus with the work swapped for held-out text of the
+same length), with a duplicated work and held-out controls. The quantities are in
+`copystudy.description_length`; this module runs them in the notebook's order, and `summarize` and
+`verdicts` give metrics.json and the sentences the notebook prints.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Callable
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from copystudy import description_length as dl
-from copystudy import models
+from copystudy import intervals
 
 CAPACITY_BITS_PER_PARAM_MORRIS = 3.6  # Morris et al. 2025, GPT-style models trained to saturation
-CODE_LENGTH_COLUMNS = ["train_bytes", "train_steps", "final_loss_bits_per_byte", "uniform_bits", "two_part_bits",
-                       "model_bits", "data_bits", "prequential_bits", "uniform_bits_per_byte", "two_part_bits_per_byte",
-                       "data_bits_per_byte", "prequential_bits_per_byte", "two_part_bits_fp32", "next_block_bytes",
-                       "next_block_bits", "gap_bytes", "gap_bits", "gap_bits_per_byte"]
+RATE_COLUMNS = ["uniform_bits_per_byte", "two_part_bits_per_byte", "data_bits_per_byte", "prequential_bits_per_byte",
+                "next_block_bits_per_byte", "heldout_bits_per_byte", "validation_bits_per_byte", "train_steps"]
 
 
-def causal_lm_trainer(spec: dict, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
-                      steps: int | None = None, epochs: float = 3.0, min_steps: int = 50,
-                      max_steps: int = 1000) -> Callable[[bytes], object]:
-    """train(data, seed=seed) -> a CausalLM (from the model spec) trained from scratch on `data` with one fixed recipe.
-
-    Every model (of one seed) starts from the same initialisation (`seed`) and draws its training windows from the
-    same random stream; it is trained for `steps` steps, or when steps is None for
-    training_steps(len(data), epochs, ...) steps. The step count and final loss are kept on the model
-    as `.train_steps` and `.final_loss_bits` (bits per byte, mean of the last 10 steps).
-    """
-    def train(data: bytes, seed: int = seed):
-        model = models.build(spec, seed=seed)
-        n = steps if steps is not None else dl.training_steps(
-            len(data), epochs, batch_size, model.context, min_steps, max_steps)
-        losses = model.fit(data, steps=n, batch_size=batch_size, lr=lr, seed=seed, progress_bar=False)
-        model.train_steps = n
-        model.final_loss_bits = float(np.mean(losses[-10:]) / math.log(2)) if losses else float("nan")
-        return model
-
-    return train
+def recipe(model: dict, batch_size: int, lr: float, epochs: float, min_steps: int, max_steps: int,
+           validation_fraction: float, eval_every: int, patience: int) -> dl.Recipe:
+    """The prequential learner's recipe from the notebook's parameters."""
+    return dl.Recipe(model=dict(model), batch_size=batch_size, lr=lr, epochs=epochs, min_steps=min_steps,
+                     max_steps=max_steps, validation_fraction=validation_fraction, eval_every=eval_every,
+                     patience=patience)
 
 
-def code_lengths(train_text: bytes, heldout_text: bytes, first_block: int, train, bits_per_param: int,
-                 gap_chunk: int, seed: int = 0):
-    """One model per doubling prefix: (boundaries, one row of code lengths per prefix, the models)."""
+def memorization_trainer(model: dict, batch_size: int, lr: float, steps: int):
+    """train(data, seed) for the with- and without-models: exactly `steps` steps, no early stopping."""
+    return partial(dl.train_fixed_steps, dict(model), batch_size, lr, steps)
+
+
+# ---- code lengths -----------------------------------------------------------------------------------
+@dataclass
+class CodeLengths:
+    boundaries: list[int]
+    runs: pd.DataFrame  # one row per (seed, prefix)
+    finals: dict  # seed -> {"two_part": by precision, "doc_bits": per document} of the model of the whole text
+
+
+def final_model_analysis(train_text: bytes, train_docs: dict, heldout_docs: dict, precisions, model,
+                         data_bits: float) -> dict:
+    """What the model of the whole text gives besides its block: the two-part code at each precision
+    and the bits of every document it was fitted on and every held-out document."""
+    fit_text = train_text[:getattr(model, "fit_bytes", len(train_text))]
+    docs = pd.concat([dl.document_bits(model, dl.fit_documents(train_docs, fit_text), "train"),
+                      dl.document_bits(model, heldout_docs, "heldout")], ignore_index=True)
+    return {"two_part": dl.two_part_by_precision(model, train_text, precisions, data_bits), "doc_bits": docs}
+
+
+def code_lengths(train_text: bytes, train_docs: dict, heldout_docs: dict, first_block: int, train, seeds,
+                 bits_per_param: int, precisions, curve_heldout_bytes: int) -> CodeLengths:
+    """One model per seed and doubling prefix, all in one map_tasks call; each also codes the first
+    `curve_heldout_bytes` of the held-out text (the learning curve)."""
     boundaries = dl.block_schedule(len(train_text), first_block)
     if len(boundaries) < 3:
         raise ValueError(f"first_block ({first_block}) must be at most half the training text ({len(train_text)} bytes)")
-    sizes, models = dl.code_lengths_by_size(train_text, boundaries, train, heldout=heldout_text,
-                                            bits_per_param=bits_per_param, gap_chunk=gap_chunk, seed=seed)
-    return boundaries, sizes[CODE_LENGTH_COLUMNS], models
+    final = partial(final_model_analysis, bytes(train_text), dict(train_docs), dict(heldout_docs), tuple(precisions))
+    heldout = b"".join(heldout_docs[k] for k in sorted(heldout_docs))[:curve_heldout_bytes]
+    runs, finals = dl.code_lengths_by_size(train_text, boundaries, train, seeds, bits_per_param, final, heldout)
+    return CodeLengths(boundaries, runs, finals)
 
 
+def by_size(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% interval over seeds of every rate, per prefix size; the share of models that
+    stopped early (the rest ran to their step ceiling)."""
+    rows = []
+    for size, g in runs.groupby("train_bytes"):
+        row = {"train_bytes": size, "n_seeds": len(g), "stopped_early": float(g["stopped_early"].astype(float).mean()),
+               "step_ceiling": float(g["step_ceiling"].mean())}
+        for col in RATE_COLUMNS:
+            values = g[col].dropna()
+            if len(values):
+                row[col], row[f"{col}_low"], row[f"{col}_high"] = intervals.mean_ci(values)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def block_rates(runs: pd.DataFrame) -> pd.DataFrame:
+    """Bits per byte of every model-coded block (rows) for every seed (columns)."""
+    coded = runs.dropna(subset=["next_block_bits"])
+    return coded.pivot(index="train_bytes", columns="seed", values="next_block_bits_per_byte")
+
+
+def two_part_table(cl: CodeLengths) -> pd.DataFrame:
+    """The two-part code of the whole text at each precision: mean over seeds with a 95% interval."""
+    long = pd.concat([f["two_part"].assign(seed=s) for s, f in cl.finals.items()], ignore_index=True)
+    rows = []
+    for b, g in long.groupby("bits_per_param", sort=False):
+        row = {"bits_per_param": int(b), "quantized": bool(g["quantized"].iloc[0]),
+               "weight_bits": float(g["weight_bits"].iloc[0]), "model_bits": float(g["model_bits"].iloc[0])}
+        for col in ("data_bits", "total_bits", "total_bits_per_byte"):
+            row[col], row[f"{col}_low"], row[f"{col}_high"] = intervals.mean_ci(g[col])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def document_table(cl: CodeLengths) -> pd.DataFrame:
+    """Bits of every document under the model of the whole text, one row per (seed, document)."""
+    return pd.concat([f["doc_bits"].assign(seed=s) for s, f in cl.finals.items()], ignore_index=True)
+
+
+# ---- memorised bits ---------------------------------------------------------------------------------
 @dataclass
-class Gap:
-    raw: dict  # held-out sample minus training sample, under the final model
-    docs: dict  # per document, with a bootstrap interval over documents
-    doc_bits: pd.DataFrame
-    before: dict  # held-out minus the last block, under the model that never saw it ...
-    after: dict  # ... and under the final model, which did
-    calibrated_bits_per_byte: float
-
-    @property
-    def calibrated_bits(self) -> float:
-        return self.calibrated_bits_per_byte * self.after["n_bytes"]
-
-
-def generalization_gap(models: dict, boundaries: list[int], train_text: bytes, heldout_text: bytes, train_docs: dict,
-                       heldout_docs: dict, truncated: bool, gap_chunk: int, seed: int = 0) -> Gap:
-    """The gap of the final model, raw and per document; and calibrated for difficulty: the last block
-    against held-out text under the model before it (never saw it) and the final model (saw it)."""
-    final = models[boundaries[-1]]
-    raw = dl.generalization_gap(final, train_text, heldout_text, chunk=gap_chunk, seed=seed)
-    used_train_docs = {k: v for k, v in train_docs.items() if v in train_text} if truncated else train_docs
-    doc_bits = pd.concat([dl.document_bits(final, used_train_docs, "train"),
-                          dl.document_bits(final, heldout_docs, "heldout")], ignore_index=True)
-    last_block = train_text[boundaries[-2]:]
-    after = dl.generalization_gap(final, last_block, heldout_text, chunk=gap_chunk, seed=seed)
-    before = dl.generalization_gap(models[boundaries[-2]], last_block, heldout_text, chunk=gap_chunk, seed=seed)
-    return Gap(raw, dl.bootstrap_gap(doc_bits, seed=seed), doc_bits, before, after,
-               after["gap_bits_per_byte"] - before["gap_bits_per_byte"])
+class Design:
+    works: list[str]  # the first is duplicated
+    corpus: dict[str, bytes]  # the with-model's training set
+    stand_ins: dict[str, bytes]  # work -> held-out text of its length
+    stand_in_labels: dict[str, str]  # work -> "document[start:end]"
+    controls: dict[str, bytes]  # held-out texts no model sees
 
 
 def memorization_design(train_docs: dict, heldout_docs: dict, n_works: int, work_bytes, duplicate_copies: int,
-                        train_bytes: int, n_controls: int, seed: int = 0):
-    """The works measured (the first duplicated), the with-model training set, and held-out controls."""
+                        train_bytes: int, n_controls: int, seed: int = 0) -> Design:
+    """The works measured (the first duplicated), the with-model training set, a held-out stand-in for
+    each work, and controls from held-out documents that host no stand-in."""
     works = dl.choose_works(train_docs, n_works, work_bytes[0], work_bytes[1], seed=seed)
     corpus = dl.memorization_corpus(train_docs, works, works[0], duplicate_copies, max_bytes=train_bytes, seed=seed)
-    longest = sorted(heldout_docs, key=lambda k: -len(heldout_docs[k]))
-    controls = {k: heldout_docs[k][:work_bytes[1]] for k in longest[:n_controls]}
-    return works, corpus, controls
+    cuts = dl.substitutes({w: train_docs[w] for w in works}, heldout_docs)
+    hosts = {label.rsplit("[", 1)[0] for label, _ in cuts.values()}
+    free = sorted((k for k in heldout_docs if k not in hosts and heldout_docs[k]), key=lambda k: (-len(heldout_docs[k]), k))
+    if len(free) < n_controls:
+        raise ValueError(f"only {len(free)} held-out documents are left for controls after the stand-ins; "
+                         f"n_controls={n_controls} needs more (lower n_controls or n_works)")
+    controls = {k: heldout_docs[k][:work_bytes[1]] for k in free[:n_controls]}
+    return Design(works, corpus, {w: b for w, (_, b) in cuts.items()}, {w: lbl for w, (lbl, _) in cuts.items()},
+                  controls)
 
 
-def bits_per_parameter(sizes: pd.DataFrame, memorized: pd.DataFrame, gap: Gap, duplicated: str, n_params: int,
-                       train_bytes: int, bits_per_param: int) -> pd.DataFrame:
-    """Every estimate of what the weights hold, in bits and bits per parameter."""
-    final = sizes.iloc[-1]
-    works = memorized[memorized["kind"] == "training work"].set_index("work")
-    preq_model_bits = float(final["prequential_bits"] - final["data_bits"])
-    rows = [("memorised bits, duplicated work", float(works.loc[duplicated, "memorized_bits"])),
-            ("memorised bits, duplicated work, adjusted", float(works.loc[duplicated, "memorized_bits_adjusted"])),
-            ("memorised bits, all measured works", float(works["memorized_bits"].sum())),
-            ("memorised bits, all measured works, adjusted", float(works["memorized_bits_adjusted"].sum())),
-            ("generalisation gap x training bytes", gap.raw["gap_bits_per_byte"] * train_bytes),
-            ("calibrated gap x training bytes", gap.calibrated_bits_per_byte * train_bytes),
-            ("prequential − L(data | final weights)", preq_model_bits)]
-    table = pd.DataFrame([(q, bits, bits / n_params) for q, bits in rows],
-                         columns=["quantity", "bits", "bits_per_parameter"])
-    extra = pd.DataFrame([(f"weights as sent in the two-part code ({bits_per_param}-bit)", float(final["model_bits"]),
-                           float(bits_per_param)),
-                          ("capacity, Morris et al. 2025", CAPACITY_BITS_PER_PARAM_MORRIS * n_params,
-                           CAPACITY_BITS_PER_PARAM_MORRIS)], columns=table.columns)
-    return pd.concat([table, extra], ignore_index=True)
+def memorized(design: Design, train_docs: dict, train, seeds) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(one row per model, one row per difference, the table per work and control)."""
+    works = {w: train_docs[w] for w in design.works}
+    models, diffs = dl.memorization_runs(design.corpus, works, design.stand_ins, train, design.controls, seeds)
+    copies = {w: sum(1 for k in design.corpus if k == w or k.startswith(f"{w}#copy")) for w in works}
+    sizes = {**{w: len(t) for w, t in works.items()}, **{c: len(t) for c, t in design.controls.items()}}
+    table = dl.memorization_table(diffs, sizes, copies)
+    table.insert(4, "stand_in", table["work"].map(design.stand_in_labels))
+    return models, diffs, table
 
 
-def summarize(sizes: pd.DataFrame, boundaries: list[int], gap: Gap, memorized: pd.DataFrame, duplicated: str,
-              duplicate_copies: int, n_params: int, train_bytes: int, heldout_bytes: int) -> dict:
-    """The numbers of metrics.json."""
-    final = sizes.iloc[-1]
-    works = memorized[memorized["kind"] == "training work"].set_index("work")
-    controls = memorized[memorized["kind"] == "held-out control"]
-    ctrl = controls["memorized_bits_per_byte"]
-    once = works[works["copies"] == 1]
-    preq_model_bits = float(final["prequential_bits"] - final["data_bits"])
-    per_param_works = float(works["memorized_bits_adjusted"].sum()) / n_params
-    m = {"n_params": n_params, "train_bytes": train_bytes, "heldout_bytes": heldout_bytes,
-         "block_boundaries": boundaries,
-         "block_bits": [dl.uniform_bits(boundaries[1])] + list(sizes["next_block_bits"].dropna()),
-         "two_part_model_bits": float(final["model_bits"]), "two_part_data_bits": float(final["data_bits"]),
-         "prequential_model_bits": preq_model_bits, "prequential_model_bits_per_param": preq_model_bits / n_params,
-         "generalization_gap_bits": gap.raw["gap_bits"], "generalization_gap_bits_per_byte": gap.raw["gap_bits_per_byte"],
-         "generalization_gap_bytes": gap.raw["n_bytes"],
-         "generalization_gap_docs_bits_per_byte": gap.docs["gap_bits_per_byte"],
-         "generalization_gap_docs_interval_bits_per_byte": [gap.docs["low"], gap.docs["high"]],
-         "generalization_gap_calibrated_bits": gap.calibrated_bits,
-         "generalization_gap_calibrated_bits_per_byte": gap.calibrated_bits_per_byte,
-         "generalization_gap_calibrated_extrapolated_bits_per_param": gap.calibrated_bits_per_byte * train_bytes / n_params,
-         "generalization_gap_extrapolated_bits_per_param": gap.raw["gap_bits_per_byte"] * train_bytes / n_params,
-         "memorized_bits_by_work": works["memorized_bits"].to_dict(),
-         "memorized_bits_per_byte_by_work": works["memorized_bits_per_byte"].to_dict(),
-         "memorized_bits_adjusted_by_work": works["memorized_bits_adjusted"].to_dict(),
-         "memorized_bits_control_by_work": controls.set_index("work")["memorized_bits"].to_dict(),
-         "memorization_control_shift_bits_per_byte": float(ctrl.mean()) if len(ctrl) else 0.0,
-         "memorization_noise_bits_per_byte": float(ctrl.std()) if len(ctrl) > 1 else
-         (float(ctrl.abs().mean()) if len(ctrl) else float("nan")),
-         "duplicated_work": duplicated, "duplicate_copies": duplicate_copies,
-         "memorized_bits_duplicated_work": float(works.loc[duplicated, "memorized_bits"]),
-         "memorized_bits_adjusted_duplicated_work": float(works.loc[duplicated, "memorized_bits_adjusted"]),
-         "memorized_bits_per_byte_duplicated_work": float(works.loc[duplicated, "memorized_bits_per_byte"]),
-         "memorized_bits_adjusted_per_byte_duplicated_work": float(works.loc[duplicated, "memorized_bits_adjusted_per_byte"]),
-         "memorized_bits_adjusted_per_byte_single_copy_mean":
-             float(once["memorized_bits_adjusted_per_byte"].mean()) if len(once) else float("nan"),
-         "memorized_bits_per_param_works": float(works["memorized_bits"].sum()) / n_params,
-         "memorized_bits_adjusted_per_param_works": per_param_works,
-         "capacity_bits_per_param_morris": CAPACITY_BITS_PER_PARAM_MORRIS}
-    for name in ("uniform_bits", "two_part_bits", "two_part_bits_fp32", "prequential_bits", "uniform_bits_per_byte",
-                 "two_part_bits_per_byte", "data_bits_per_byte", "prequential_bits_per_byte"):
-        m[name] = float(final[name])
+def sizes_equal(models: pd.DataFrame) -> bool:
+    """Did every without-model train on exactly the bytes and steps of its seed's with-model?"""
+    ref = models[models["swapped"].isna()].set_index("seed")
+    rest = models[models["swapped"].notna()]
+    return bool(len(rest) and all(ref.loc[r.seed, "train_bytes"] == r.train_bytes and
+                                  ref.loc[r.seed, "train_steps"] == r.train_steps for r in rest.itertuples()))
+
+
+# ---- metrics.json -----------------------------------------------------------------------------------
+def _ci(values) -> tuple[float, list[float]]:
+    mean, lo, hi = intervals.mean_ci(values)
+    return mean, [lo, hi]
+
+
+def _put(m: dict, key: str, values) -> None:
+    m[key], m[f"{key}_ci"] = _ci(values)
+
+
+def per_seed(cl: CodeLengths, diffs: pd.DataFrame) -> pd.DataFrame:
+    """The headline numbers of each seed, one row per seed, from which metrics.json takes means and
+    intervals."""
+    rows = []
+    for seed, g in cl.runs.groupby("seed"):
+        final = g.iloc[-1]
+        two = cl.finals[seed]["two_part"].set_index("bits_per_param")
+        rates = list(g["next_block_bits_per_byte"].dropna())
+        row = {"seed": seed, "prequential_bits": float(final["prequential_bits"]),
+               "prequential_bits_per_byte": float(final["prequential_bits_per_byte"]),
+               "data_bits_fp32": float(final["data_bits"]),
+               "prequential_model_bits": float(final["prequential_bits"] - final["data_bits"]),
+               **{f"block_{k}": v for k, v in dl.block_trend(rates).items()},
+               **{f"heldout_{k}": v for k, v in dl.block_trend(g["heldout_bits_per_byte"]).items()}}
+        row.update({f"two_part_bits_{b}": float(two.loc[b, "total_bits"]) for b in two.index})
+        row.update({f"two_part_data_bits_{b}": float(two.loc[b, "data_bits"]) for b in two.index})
+        d = diffs[diffs["seed"] == seed]
+        works = d[d["kind"] == "training work"].groupby("text")["memorized_bits"].mean()
+        row["memorized_bits_works"] = float(works.sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize(cl: CodeLengths, gap: dict, memo_models: pd.DataFrame, diffs: pd.DataFrame, memo_table: pd.DataFrame,
+              duplicated: str, duplicate_copies: int, n_params: int, heldout_bytes: int) -> dict:
+    """The numbers of metrics.json: every number that depends on training noise is a mean over seeds
+    with `<key>_ci`, its 95% interval."""
+    seeds = per_seed(cl, diffs)
+    n = int(cl.boundaries[-1])
+    m = {"n_seeds": len(seeds), "seeds": [int(s) for s in seeds["seed"]], "n_params": n_params, "train_bytes": n,
+         "heldout_bytes": heldout_bytes, "block_boundaries": cl.boundaries,
+         "uniform_bits": dl.uniform_bits(n), "uniform_bits_per_byte": dl.UNIFORM_BITS_PER_BYTE}
+    for key in ("prequential_bits", "prequential_bits_per_byte", "prequential_model_bits", "block_spearman",
+                "data_bits_fp32"):
+        _put(m, key, seeds[key])
+    _put(m, "heldout_spearman", seeds["heldout_spearman"])
+    for key in ("block_spearman_ci", "heldout_spearman_ci"):  # a rank correlation lies in [-1, 1]
+        m[key] = [float(v) for v in np.clip(m[key], -1.0, 1.0)]
+    curve = cl.runs.pivot(index="train_bytes", columns="seed", values="heldout_bits_per_byte")
+    m["heldout_bits_per_byte_by_prefix"] = [float(v) for v in curve.mean(axis=1)]
+    m["heldout_bits_per_byte_by_prefix_ci"] = [_ci(curve.loc[s])[1] for s in curve.index]
+    m["heldout_increases_by_seed"] = [int(v) for v in seeds["heldout_increases"]]
+    m["heldout_increases_of_mean"] = dl.block_trend(curve.mean(axis=1))["increases"]
+    _put(m, "prequential_model_bits_per_param", seeds["prequential_model_bits"] / n_params)
+    rates = block_rates(cl.runs)
+    mean_rates = rates.mean(axis=1)
+    m["block_bits_per_byte"] = [dl.UNIFORM_BITS_PER_BYTE] + [float(v) for v in mean_rates]
+    m["block_bits_per_byte_ci"] = [[8.0, 8.0]] + [_ci(rates.loc[s])[1] for s in rates.index]
+    m["block_increases_by_seed"] = [int(v) for v in seeds["block_increases"]]
+    m["block_increases_of_mean"] = dl.block_trend(mean_rates)["increases"]
+    m["prefix_models_stopped_early"] = float(cl.runs["stopped_early"].astype(float).mean())
+    m["prefix_train_steps"] = cl.runs.groupby("train_bytes")["train_steps"].mean().astype(float).tolist()
+    m["prefix_step_ceiling"] = cl.runs.groupby("train_bytes")["step_ceiling"].first().astype(int).tolist()
+    # the two-part code of the whole text: every precision, and the one with the shortest mean total
+    precisions = [int(c.rsplit("_", 1)[1]) for c in seeds if c.startswith("two_part_bits_")]
+    m["two_part_bits_by_precision"] = {b: float(seeds[f"two_part_bits_{b}"].mean()) for b in precisions}
+    m["two_part_bits_by_precision_ci"] = {b: _ci(seeds[f"two_part_bits_{b}"])[1] for b in precisions}
+    m["two_part_data_bits_by_precision"] = {b: float(seeds[f"two_part_data_bits_{b}"].mean()) for b in precisions}
+    best = min(precisions, key=lambda b: m["two_part_bits_by_precision"][b])
+    m["two_part_best_bits_per_param"] = best
+    _put(m, "two_part_bits", seeds[f"two_part_bits_{best}"])
+    _put(m, "two_part_bits_per_byte", seeds[f"two_part_bits_{best}"] / n)
+    _put(m, "two_part_data_bits", seeds[f"two_part_data_bits_{best}"])
+    m["two_part_model_bits"] = float(cl.finals[seeds["seed"].iloc[0]]["two_part"].set_index("bits_per_param")
+                                     .loc[best, "model_bits"])
+    # generalisation gap: bootstrap over documents and seeds
+    m["generalization_gap_bits_per_byte"] = gap["gap_bits_per_byte"]
+    m["generalization_gap_bits_per_byte_ci"] = [gap["low"], gap["high"]]
+    m["generalization_gap_documents"] = gap["n_documents"]
+    fit = float(cl.runs[cl.runs["train_bytes"] == n]["fit_bytes"].iloc[0] or n)
+    m["generalization_gap_fit_bytes"] = fit
+    m["generalization_gap_extrapolated_bits_per_param"] = gap["gap_bits_per_byte"] * fit / n_params
+    m["generalization_gap_extrapolated_bits_per_param_ci"] = [gap["low"] * fit / n_params, gap["high"] * fit / n_params]
+    # memorised bits: swap design
+    works = memo_table[memo_table["kind"] == "training work"].set_index("work")
+    controls = memo_table[memo_table["kind"] == "held-out control"].set_index("work")
+    m["memorization_sizes_equal"] = sizes_equal(memo_models)
+    m["memorization_train_bytes"] = int(memo_models["train_bytes"].iloc[0])
+    m["memorization_steps"] = int(memo_models["train_steps"].iloc[0])
+    for name, rows in (("by_work", works), ("control_by_work", controls)):
+        m[f"memorized_bits_{name}"] = rows["memorized_bits"].to_dict()
+        m[f"memorized_bits_{name}_ci"] = {k: [r.memorized_bits_low, r.memorized_bits_high] for k, r in rows.iterrows()}
+    m["memorized_bits_per_byte_by_work"] = works["memorized_bits_per_byte"].to_dict()
+    m["memorized_bits_per_byte_by_work_ci"] = {k: [r.memorized_bits_per_byte_low, r.memorized_bits_per_byte_high]
+                                              for k, r in works.iterrows()}
+    ctrl = diffs[diffs["kind"] == "held-out control"]
+    per_byte = ctrl["memorized_bits"] / ctrl["text"].map(controls["bytes"])
+    m["memorization_noise_bits_per_byte"] = float(per_byte.std()) if len(per_byte) > 1 else float("nan")
+    m["memorized_bits_control_per_byte"] = float(per_byte.mean()) if len(per_byte) else float("nan")
+    m["duplicated_work"], m["duplicate_copies"] = duplicated, duplicate_copies
+    m["memorized_bits_duplicated_work"] = float(works.loc[duplicated, "memorized_bits"])
+    m["memorized_bits_duplicated_work_ci"] = m["memorized_bits_by_work_ci"][duplicated]
+    m["memorized_bits_per_byte_duplicated_work"] = float(works.loc[duplicated, "memorized_bits_per_byte"])
+    m["memorized_bits_per_byte_duplicated_work_ci"] = m["memorized_bits_per_byte_by_work_ci"][duplicated]
+    once = diffs[(diffs["kind"] == "training work") & (diffs["text"] != duplicated)]
+    if len(once):
+        once_rate = (once["memorized_bits"] / once["text"].map(works["bytes"])).groupby(once["seed"]).mean()
+        _put(m, "memorized_bits_per_byte_single_copy_mean", once_rate)
+    else:
+        m["memorized_bits_per_byte_single_copy_mean"], m["memorized_bits_per_byte_single_copy_mean_ci"] = (
+            float("nan"), [float("nan")] * 2)
+    _put(m, "memorized_bits_per_param_works", seeds["memorized_bits_works"] / n_params)
+    m["capacity_bits_per_param_morris"] = CAPACITY_BITS_PER_PARAM_MORRIS
     return m
 
 
-def verdicts(m: dict, bits_per_param: int) -> list[str]:
-    """What the code lengths say against what the papers report, one sentence each."""
-    out = [f"Training text: {m['train_bytes']:,} bytes = {m['uniform_bits']:,.0f} bits uncoded.",
-           f"- prequential code: {m['prequential_bits']:,.0f} bits ({m['prequential_bits_per_byte']:.2f} bits/byte); "
-           f"two-part code: {m['two_part_bits']:,.0f} bits ({m['two_part_bits_per_byte']:.2f} bits/byte), of which "
-           f"{m['two_part_model_bits']:,.0f} are the {bits_per_param}-bit weights.",
-           "  As Blier & Ollivier found for deep nets, the prequential code is the shortest: the learner compresses "
-           "the text, and counting the weights at face value hides this."
-           if m["prequential_bits"] < min(m["two_part_bits"], m["uniform_bits"]) else
-           "  The prequential code is NOT the shortest here, unlike Blier & Ollivier's finding.",
-           "  The two-part code is longer than sending the text raw: at this size the weights cost more bits than "
-           "they save, so the nominal size of the weights says little about how much of the text they hold."
-           if m["two_part_bits"] > m["uniform_bits"] else
-           f"  The two-part code beats the uniform code by {m['uniform_bits'] - m['two_part_bits']:,.0f} bits.",
-           f"- The prequential model cost (prequential - data bits under the final weights) is "
-           f"{m['prequential_model_bits']:,.0f} bits = {m['prequential_model_bits_per_param']:.2f} bits/parameter, "
-           f"against {bits_per_param} bits/parameter nominal: everything the learner took in, general and specific."]
-    lo, hi = m["generalization_gap_docs_interval_bits_per_byte"]
-    calibrated = m["generalization_gap_calibrated_bits_per_byte"]
-    out.append(f"- Generalisation gap: {m['generalization_gap_bits']:,.0f} bits over {m['generalization_gap_bytes']:,} "
-               f"bytes ({m['generalization_gap_bits_per_byte']:.3f} bits/byte); per document "
-               f"{m['generalization_gap_docs_bits_per_byte']:.3f} bits/byte, bootstrap interval [{lo:.3f}, {hi:.3f}]; "
-               f"calibrated for difficulty {calibrated:.3f} bits/byte.")
-    if lo > 0:
-        out.append("  The training text is reliably cheaper than unseen text: the weights hold work-specific information.")
-    elif m["generalization_gap_bits"] > 0:
-        out.append("  The raw gap is positive but within the spread between documents: on its own it cannot be told "
-                   "apart from which documents happened to be held out.")
-    else:
-        out.append("  The raw gap is not positive: the held-out documents happen to be easier to predict than the "
-                   "training sample, which hides any saving on seen text.")
-    out.append(f"  Calibrated for difficulty, seen text is {calibrated:.3f} bits/byte cheaper: that much of the last block "
-               "is held specifically by the weights that trained on it." if calibrated > 0 else
-               "  Even calibrated for difficulty there is no saving on seen text at this scale.")
-    single, noise = m["memorized_bits_adjusted_per_byte_single_copy_mean"], m["memorization_noise_bits_per_byte"]
-    dup_adjusted = m["memorized_bits_adjusted_per_byte_duplicated_work"]
-    out += [f"- Memorised bits: the work duplicated x{m['duplicate_copies']} ({m['duplicated_work']!r}) holds "
-            f"{m['memorized_bits_duplicated_work']:,.0f} bits ({m['memorized_bits_per_byte_duplicated_work']:.3f} "
-            f"bits/byte; {dup_adjusted:.3f} adjusted for the controls' shift of "
-            f"{m['memorization_control_shift_bits_per_byte']:.3f}); works seen once average {single:.3f} bits/byte "
-            f"adjusted; the controls scatter by {noise:.3f} bits/byte.",
-            "  Duplication raises memorisation well above training noise, as Carlini et al. (2022) and Morris et al. "
-            "report." if dup_adjusted > max(single, 0) + 3 * noise else
-            "  The duplicated work is NOT clearly more memorised than the works seen once at this scale (within 3x "
-            "the controls' scatter).",
-            "  Works seen once are also measurably memorised (above 3x the controls' scatter)." if single > 3 * noise
-            else "  Works seen once are not memorised beyond the controls' scatter (3x) at this scale.",
-            f"- Per parameter: {m['memorized_bits_adjusted_per_param_works']:.4f} bits/parameter for the measured works "
-            f"(adjusted), {m['generalization_gap_calibrated_extrapolated_bits_per_param']:.3f} from the calibrated gap "
-            f"extrapolated to all {m['train_bytes']:,} training bytes, versus the ~{m['capacity_bits_per_param_morris']} "
+def bits_per_parameter(m: dict) -> pd.DataFrame:
+    """Every estimate of what the weights hold, in bits and bits per parameter, with 95% intervals."""
+    n = m["n_params"]
+    rows = [("memorised bits, duplicated work", "memorized_bits_duplicated_work", 1.0),
+            ("memorised bits, all measured works", "memorized_bits_per_param_works", n),
+            ("generalisation gap x fitted bytes", "generalization_gap_extrapolated_bits_per_param", n),
+            ("prequential − L(data | final weights)", "prequential_model_bits", 1.0),
+            (f"weights in the shortest two-part code ({m['two_part_best_bits_per_param']}-bit)", "two_part_model_bits", 1.0)]
+    out = []
+    for label, key, scale in rows:
+        low, high = m.get(f"{key}_ci", [m[key], m[key]])
+        out.append({"quantity": label, "bits": m[key] * scale, "low": low * scale, "high": high * scale,
+                    "bits_per_parameter": m[key] * scale / n})
+    cap = m["capacity_bits_per_param_morris"]
+    out.append({"quantity": "capacity, Morris et al. 2025", "bits": cap * n, "low": np.nan, "high": np.nan,
+                "bits_per_parameter": cap})
+    return pd.DataFrame(out)
+
+
+# ---- verdicts ---------------------------------------------------------------------------------------
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _ci_text(ci, fmt: str = ",.0f") -> str:
+    return f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]"
+
+
+def verdicts(m: dict) -> list[str]:
+    """What the numbers of this run say, one sentence each, with 95% intervals over seeds."""
+    u = m["uniform_bits"]
+    preq, two = m["prequential_bits_ci"], m["two_part_bits_ci"]
+    best = m["two_part_best_bits_per_param"]
+    out = [f"Training text: {m['train_bytes']:,} bytes = {u:,.0f} bits uncoded; {m['n_seeds']} seeds, 95% intervals "
+           "over seeds in brackets.",
+           f"- prequential code: {m['prequential_bits']:,.0f} bits {_ci_text(preq)} ({m['prequential_bits_per_byte']:.3f} "
+           f"bits/byte); shortest two-part code: {m['two_part_bits']:,.0f} bits {_ci_text(two)} with "
+           f"{best}-bit weights ({m['two_part_bits_per_byte']:.3f} bits/byte, of which {m['two_part_model_bits']:,.0f} "
+           "bits of weights).",
+           "  " + _capital(intervals.compare("the prequential code", preq, "the two-part code", two)) + "; "
+           + intervals.compare("the prequential code", preq, "the uniform code", [u, u]) + "."
+           + (" As Blier & Ollivier found for deep nets, the prequential code is the shortest." if preq[1] < min(two[0], u)
+              else ""),
+           "  Two-part code by weight precision: " + ", ".join(
+               f"{b} bits/weight {v:,.0f}" for b, v in sorted(m["two_part_bits_by_precision"].items(), reverse=True))
+           + f" bits. The shortest ({best} bits/weight) "
+           + ("beats the uniform code (its interval lies below 8 bits/byte)." if two[1] < u else
+              "does NOT beat the uniform code: at this scale the weights cost more bits than they save."
+              if two[0] > u else "is not separated from the uniform code (its interval contains it)."),
+           "- Per-block rates (bits/byte, mean over seeds): "
+           + ", ".join(f"{r:.2f}" for r in m["block_bits_per_byte"][1:])
+           + f". Rank correlation with the block index {m['block_spearman']:+.2f} {_ci_text(m['block_spearman_ci'], '+.2f')}"
+           f"; increases from one block to the next per seed: {m['block_increases_by_seed']}, of the mean curve: "
+           f"{m['block_increases_of_mean']}.",
+           "  The rate falls at every block of the mean curve: each prefix model, stopped early on its own "
+           "validation bytes, predicts better the more it has seen." if m["block_increases_of_mean"] == 0 else
+           "  The mean rate does NOT fall at every block: some later blocks are dearer than earlier ones.",
+           f"  {m['prefix_models_stopped_early']:.0%} of the prefix models stopped early on their validation score; "
+           f"the others ran to their step ceiling ({m['prefix_step_ceiling']} steps by prefix) and may still have "
+           "been improving.",
+           "- The same models on one fixed held-out text (bits/byte by prefix): "
+           + ", ".join(f"{r:.2f}" for r in m["heldout_bits_per_byte_by_prefix"])
+           + f"; rank correlation with the prefix {m['heldout_spearman']:+.2f} "
+           f"{_ci_text(m['heldout_spearman_ci'], '+.2f')}; increases per seed {m['heldout_increases_by_seed']}.",
+           "  On fixed text the learner improves with every doubling of its data"
+           + (", so the blocks' ups and downs are the text of the blocks, not the training."
+              if m["block_increases_of_mean"] else ".") if m["heldout_increases_of_mean"] == 0 else
+           "  Even on fixed text the learner does NOT improve with every doubling: the training recipe, not only "
+           "the data, shapes the curve.",
+           f"- The prequential model cost (prequential - data bits under the final float32 weights) is "
+           f"{m['prequential_model_bits']:,.0f} bits {_ci_text(m['prequential_model_bits_ci'])} = "
+           f"{m['prequential_model_bits_per_param']:.2f} bits/parameter: everything the learner took in, general and "
+           "specific."]
+    g, gci = m["generalization_gap_bits_per_byte"], m["generalization_gap_bits_per_byte_ci"]
+    docs = m["generalization_gap_documents"]
+    out.append(f"- Generalisation gap (held-out minus fitted documents, byte-weighted, final model): {g:+.3f} bits/byte, "
+               f"95% bootstrap interval over documents and seeds [{gci[0]:+.3f}, {gci[1]:+.3f}] "
+               f"({docs['train']} fitted and {docs['heldout']} held-out documents).")
+    out.append("  The fitted text is reliably cheaper than unseen text: the weights hold document-specific information."
+               if gci[0] > 0 else
+               "  The interval contains zero: at this scale the gap cannot be told apart from which documents "
+               "happened to be held out and from training noise." if gci[1] >= 0 else
+               "  The held-out documents are reliably cheaper than the fitted ones: they are easier text, which hides "
+               "any saving on seen text.")
+    dup, dci = m["memorized_bits_duplicated_work"], m["memorized_bits_duplicated_work_ci"]
+    single, sci = m["memorized_bits_per_byte_single_copy_mean"], m["memorized_bits_per_byte_single_copy_mean_ci"]
+    noise = m["memorization_noise_bits_per_byte"]
+    ctrl = list(m["memorized_bits_control_by_work_ci"].values())
+    ctrl_span = [min(c[0] for c in ctrl), max(c[1] for c in ctrl)] if ctrl else [0.0, 0.0]
+    out += [f"- Memorised bits (swap design: with- and without-models on {m['memorization_train_bytes']:,} bytes for "
+            f"{m['memorization_steps']} steps each; equal sizes checked: {m['memorization_sizes_equal']}): the work "
+            f"duplicated x{m['duplicate_copies']} ({m['duplicated_work']!r}) holds {dup:,.0f} bits {_ci_text(dci)} "
+            f"({m['memorized_bits_per_byte_duplicated_work']:.3f} bits/byte); works seen once average {single:.3f} "
+            f"bits/byte {_ci_text(sci, '.3f')}; the controls' single differences scatter by {noise:.3f} bits/byte, "
+            f"their intervals span {_ci_text(ctrl_span)} bits.",
+            "  The duplicated work's interval lies above zero and above every control's: duplication makes the weights "
+            "hold the work, as Carlini et al. (2022) and Morris et al. report." if dci[0] > max(0.0, ctrl_span[1]) else
+            "  The duplicated work's interval is NOT separated from zero and the controls at this scale.",
+            "  Works seen once are memorised too: their mean interval lies above zero." if sci[0] > 0 else
+            "  Works seen once are NOT measurably memorised at this scale (their interval reaches zero).",
+            f"- Per parameter: {m['memorized_bits_per_param_works']:.4f} bits/parameter for the measured works "
+            f"{_ci_text(m['memorized_bits_per_param_works_ci'], '.4f')}, "
+            f"{m['generalization_gap_extrapolated_bits_per_param']:.3f} from the gap extrapolated to all "
+            f"{m['generalization_gap_fit_bytes']:,.0f} fitted bytes, versus the ~{m['capacity_bits_per_param_morris']} "
             "bits/parameter capacity of Morris et al.: "
-            + ("far below capacity" if m["generalization_gap_calibrated_extrapolated_bits_per_param"] < 1
-               else "a sizeable share of capacity")
-            + " (a small model, a few epochs over structured text; capacity is measured by training to saturation on "
-            "random data)."]
+            + ("far below capacity" if m["generalization_gap_extrapolated_bits_per_param_ci"][1] < 1
+               else "not clearly far below capacity")
+            + " (a small model on structured text; capacity is measured by training to saturation on random data)."]
     return out
 
 
 # ---- figures ----------------------------------------------------------------------------------------
-def plot_code_lengths(sizes: pd.DataFrame, n_params: int, first_block: int, bits_per_param: int):
+def _band(ax, x, df, col, color, label, ls="-"):
+    ax.plot(x, df[col], ls, marker="o", color=color, label=label)
+    if f"{col}_low" in df:
+        ax.fill_between(x, df[f"{col}_low"], df[f"{col}_high"], color=color, alpha=0.2, lw=0)
+
+
+def plot_code_lengths(sizes: pd.DataFrame, rates: pd.DataFrame, two_part: pd.DataFrame, n_params: int,
+                      first_block: int, bits_per_param: int, n_seeds: int):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     x = sizes["train_bytes"]
     for key, label, ls, color in [("uniform", "uniform (8 bits/byte)", "-", "tab:gray"),
                                   ("two_part", f"two-part ({bits_per_param}-bit weights + data)", "-", "tab:red"),
                                   ("prequential", "prequential (online)", "-", "tab:blue"),
                                   ("data", "data given weights only (weights free)", ":", "tab:green")]:
-        axes[0].plot(x, sizes[f"{key}_bits"], ls, marker="o", color=color, label=label)
-        axes[1].plot(x, sizes[f"{key}_bits_per_byte"], ls, marker="o", color=color, label=label)
-    axes[0].plot(x, sizes["two_part_bits_fp32"], "--", color="tab:red", alpha=0.5, label="two-part, 32-bit weights")
-    axes[0].set(xscale="log", yscale="log", xlabel="training-set size (bytes)", ylabel="code length (bits)",
-                title="Code length of the training text")
-    axes[1].set(xscale="log", yscale="log", xlabel="training-set size (bytes)", ylabel="bits per byte",
-                title="Code length per byte")
-    axes[1].axhline(8, color="tab:gray", lw=0.8)
+        _band(axes[0], x, sizes, f"{key}_bits_per_byte", color, label, ls)
+    axes[0].set(xscale="log", yscale="log", xlabel="training-set size (bytes)", ylabel="bits per byte",
+                title="Code length of the first t bytes, per byte")
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"Byte-level GPT-2, {n_params:,} parameters; blocks double from {first_block} bytes")
+    for seed in rates.columns:
+        axes[1].plot(rates.index, rates[seed], color="tab:blue", alpha=0.35, lw=1)
+    coded = sizes.dropna(subset=["next_block_bits_per_byte"])
+    _band(axes[1], coded["train_bytes"], coded, "next_block_bits_per_byte", "tab:blue", "next block, mean over seeds")
+    _band(axes[1], x, sizes, "heldout_bits_per_byte", "tab:purple", "fixed held-out text", "--")
+    axes[1].set(xscale="log", xlabel="prefix the model trained on (bytes)", ylabel="bits per byte",
+                title="Prequential blocks (thin: one seed each)")
+    axes[1].legend(fontsize=8)
+    pos = np.arange(len(two_part))
+    err = np.vstack([two_part["total_bits"] - two_part["total_bits_low"], two_part["total_bits_high"] - two_part["total_bits"]])
+    axes[2].bar(pos, two_part["model_bits"], color="tab:red", alpha=0.6, label="weights")
+    axes[2].bar(pos, two_part["data_bits"], bottom=two_part["model_bits"], color="tab:green", alpha=0.6,
+                label="data given the (quantised) weights")
+    axes[2].errorbar(pos, two_part["total_bits"], yerr=err, fmt="none", color="k", capsize=3)
+    axes[2].axhline(8 * sizes["train_bytes"].iloc[-1], color="tab:gray", lw=1, label="uniform code")
+    axes[2].set_xticks(pos, [f"{b} bits" + ("" if q else "\n(float32)") for b, q in
+                             zip(two_part["bits_per_param"], two_part["quantized"])])
+    axes[2].set(ylabel="bits", title="Two-part code of the whole text by weight precision")
+    axes[2].legend(fontsize=8)
+    fig.suptitle(f"Byte-level GPT-2, {n_params:,} parameters; blocks double from {first_block} bytes; mean of "
+                 f"{n_seeds} seeds, bands and bars: 95% intervals")
     fig.tight_layout()
     return fig
 
 
-def plot_gap(gap: Gap, sizes: pd.DataFrame, boundaries: list[int]):
+def plot_gap(doc_bits: pd.DataFrame, gap: dict):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-    sns.stripplot(data=gap.doc_bits, x="split", y="bits_per_byte", size=4, ax=axes[0], hue="split", legend=False)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [2, 1]})
+    docs = doc_bits.groupby(["split", "document"], as_index=False)[["bits", "bytes"]].mean()
+    docs["bits_per_byte"] = docs["bits"] / docs["bytes"]
+    sns.stripplot(data=docs, x="split", y="bits_per_byte", size=4, ax=axes[0], hue="split", legend=False,
+                  order=["train", "heldout"])
     for i, split in enumerate(["train", "heldout"]):
-        g = gap.doc_bits[gap.doc_bits["split"] == split]
+        g = docs[docs["split"] == split]
         axes[0].hlines(g["bits"].sum() / g["bytes"].sum(), i - 0.3, i + 0.3, color="k")
     axes[0].set(ylabel="bits per byte (each document coded alone)", xlabel="",
-                title="Final model: every document (black line: byte-weighted mean)")
-    axes[1].plot(sizes["train_bytes"], sizes["gap_bits_per_byte"], marker="o", label="held-out − training sample")
-    axes[1].plot([boundaries[-2], boundaries[-1]], [gap.before["gap_bits_per_byte"], gap.after["gap_bits_per_byte"]],
-                 "s--", color="tab:orange", label="held-out − last block (unseen, then seen)")
-    axes[1].annotate(f"calibrated gap {gap.calibrated_bits_per_byte:+.3f}",
-                     (boundaries[-1], gap.after["gap_bits_per_byte"]), textcoords="offset points", xytext=(-120, 12),
-                     fontsize=8, color="tab:orange")
-    axes[1].legend(fontsize=8)
+                title="Final model: every document, mean over seeds (black: byte-weighted mean)")
+    axes[1].plot(np.zeros(len(gap["per_seed"])), gap["per_seed"], "o", color="tab:blue", alpha=0.6, label="one seed")
+    axes[1].errorbar([0.3], [gap["gap_bits_per_byte"]], yerr=[[gap["gap_bits_per_byte"] - gap["low"]],
+                                                             [gap["high"] - gap["gap_bits_per_byte"]]],
+                     fmt="s", color="k", capsize=4, label="mean, 95% bootstrap interval")
     axes[1].axhline(0, color="k", lw=0.8)
-    axes[1].set(xscale="log", xlabel="training-set size (bytes)", ylabel="gap (bits per byte)",
-                title="Generalisation gap of the model trained on each prefix")
+    axes[1].set(xlim=(-0.5, 0.8), xticks=[], ylabel="held-out − fitted (bits per byte)", title="Generalisation gap")
+    axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 
-def plot_memorized(memorized: pd.DataFrame, n_seeds: int):
+def plot_memorized(table: pd.DataFrame, n_seeds: int):
     import matplotlib.pyplot as plt
-    import numpy as np
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
-    labels = [f"{w}\n({'x%d' % c if c else 'held out'})" for w, c in zip(memorized["work"], memorized["copies"])]
-    colors = ["tab:red" if c > 1 else ("tab:blue" if c == 1 else "tab:gray") for c in memorized["copies"]]
-    pos = np.arange(len(memorized))
-    axes[0].bar(pos, memorized["memorized_bits"], color=colors)
-    if n_seeds > 1:
-        axes[0].errorbar(pos, memorized["memorized_bits"], yerr=memorized["memorized_bits_sd"], fmt="none",
-                         color="k", capsize=3)
-    axes[1].bar(pos, memorized["memorized_bits_adjusted_per_byte"], color=colors)
-    axes[0].set(ylabel="memorised bits", title="bits(x | without x) − bits(x | with x)")
-    axes[1].set(ylabel="bits per byte", title="per byte, minus the controls' mean shift")
-    for ax in axes:
+    labels = [f"{w}\n({'x%d' % c if c else 'held out'})" for w, c in zip(table["work"], table["copies"])]
+    colors = ["tab:red" if c > 1 else ("tab:blue" if c == 1 else "tab:gray") for c in table["copies"]]
+    pos = np.arange(len(table))
+    for ax, col in zip(axes, ("memorized_bits", "memorized_bits_per_byte")):
+        err = np.vstack([table[col] - table[f"{col}_low"], table[f"{col}_high"] - table[col]])
+        ax.bar(pos, table[col], color=colors)
+        ax.errorbar(pos, table[col], yerr=err, fmt="none", color="k", capsize=3)
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(pos, labels, rotation=60, fontsize=7)
-    fig.suptitle(f"Red: duplicated work; blue: works seen once; grey: held-out controls. Mean of {n_seeds} seed(s); "
-                 "error bars: standard deviation over seeds", fontsize=9)
+    axes[0].set(ylabel="memorised bits", title="bits(x | x swapped out) − bits(x | with x)")
+    axes[1].set(ylabel="bits per byte", title="per byte")
+    fig.suptitle(f"Red: duplicated work; blue: works seen once; grey: held-out controls. Mean of {n_seeds} seeds; "
+                 "error bars: 95% intervals over seeds", fontsize=9)
     fig.tight_layout()
     return fig
