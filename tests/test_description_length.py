@@ -114,7 +114,7 @@ def test_code_lengths_by_size_with_uniform_learner():
     data = random_text(3000, 4)
     bounds = dl.block_schedule(len(data), 250)
     seen = []
-    df, finals = dl.code_lengths_by_size(data, bounds, lambda d, s: seen.append((len(d), s)) or UniformModel(),
+    df, finals, _ = dl.code_lengths_by_size(data, bounds, lambda d, s: seen.append((len(d), s)) or UniformModel(),
                                          seeds=(0, 1), final=lambda m, bits: {"bits": bits})
     assert sorted(seen) == sorted((b, s) for s in (0, 1) for b in bounds[1:])  # one model per (seed, prefix)
     k = len(bounds) - 1
@@ -127,7 +127,7 @@ def test_code_lengths_by_size_with_uniform_learner():
 
 def test_code_lengths_by_size_two_part_with_memorising_learner():
     data = random_text(2048, 6)
-    df, _ = dl.code_lengths_by_size(data, dl.block_schedule(len(data), 256), lambda d, s: KnowsModel(d))
+    df, _, _ = dl.code_lengths_by_size(data, dl.block_schedule(len(data), 256), lambda d, s: KnowsModel(d))
     # each model saw its whole prefix: 0.5 bits a byte for it, plus the weights
     assert np.all(df["data_bits"] == 0.5 * df["train_bytes"])
     assert np.all(df["two_part_bits"] == df["data_bits"] + KnowsModel.n_params * 16)
@@ -370,6 +370,9 @@ def test_byte_bits_matches_causal_lm_bits():
 def test_smoke_run_through_the_runner(run_notebook):
     out, m = run_notebook("description_length")
     assert m["n_seeds"] >= 2
+    # the prequential code as a real stream: decoded exactly by retraining, within 1% of its ideal length
+    assert m["prequential_roundtrip_exact"] is True
+    assert 0 <= m["prequential_coded_overhead_pct"] < 1
     for key in ("prequential_bits", "two_part_bits", "generalization_gap_bits_per_byte", "memorized_bits_duplicated_work",
                 "block_spearman", "prequential_model_bits", "memorized_bits_per_byte_single_copy_mean"):
         assert key in m and len(m[f"{key}_ci"]) == 2, key

@@ -166,7 +166,7 @@ def _description_inputs(dup_bits: float):
 
     data = bytes(4000)
     boundaries = dl.block_schedule(len(data), 1000)
-    runs, finals = dl.code_lengths_by_size(data, boundaries, _RateModel, seeds=(0, 1, 2), final=_final, heldout=bytes(50))
+    runs, finals, _ = dl.code_lengths_by_size(data, boundaries, _RateModel, seeds=(0, 1, 2), final=_final, heldout=bytes(50))
     cl = description_length.CodeLengths(boundaries, runs, finals)
     gap = dl.bootstrap_gap(description_length.document_table(cl), n_boot=200)
     diffs = pd.DataFrame([{"seed": s, "text": t, "kind": k, "swap": w, "bits_with": 100.0, "bits_without": 100.0 + d + s}

@@ -303,12 +303,14 @@ def two_part_by_precision(model, data: bytes, precisions=(16, 8, 4), data_bits: 
 
 
 # ---- code lengths as the training set grows ---------------------------------------------------------
-def prefix_result(data: bytes, boundaries: list[int], train, final, heldout: bytes | None, job) -> tuple[dict, object]:
+def prefix_result(data: bytes, boundaries: list[int], train, final, heldout: bytes | None, stream_seed: int | None,
+                  job) -> tuple[dict, object, object]:
     """One task: the model of data[:size] for one seed, trained by train(prefix, seed); its training
     record, the bits of its prefix (the two-part code's data part), of the next block (its part of
     the prequential code) and per byte of the fixed `heldout` text (a learning curve that does not
     depend on which text falls in which block); and final(model, data_bits) for the model of the
-    whole text."""
+    whole text; for the seed `stream_seed`, the next block range-coded with this model (its part of
+    the prequential code as a real compressed stream, `online_coding`)."""
     seed, size = job
     model = train(bytes(data[:size]), seed)
     row = {"seed": seed, "train_bytes": size, "n_params": model.n_params,
@@ -320,26 +322,35 @@ def prefix_result(data: bytes, boundaries: list[int], train, final, heldout: byt
     if k + 1 < len(boundaries):
         end = boundaries[k + 1]
         row.update(next_block_bytes=end - size, next_block_bits=block_bits(model, data, size, end))
+    words = None
+    if seed == stream_seed and k + 1 < len(boundaries):
+        from copystudy import online_coding
+
+        words = online_coding.encode_block(model, online_coding.lead_bytes(model, data[:size]), data[size:end])[0]
     extra = final(model, row["data_bits"]) if final is not None and size == len(data) else None
-    return row, extra
+    return row, extra, words
 
 
 def code_lengths_by_size(data: bytes, boundaries: list[int], train: Callable[[bytes, int], object], seeds=(0,),
-                         bits_per_param: int = 16, final: Callable | None = None, heldout: bytes | None = None):
+                         bits_per_param: int = 16, final: Callable | None = None, heldout: bytes | None = None,
+                         stream_seed: int | None = None):
     """Uniform, two-part and prequential code lengths of data[:t] for every boundary t > 0 and seed.
 
     One model per (seed, prefix), all in one map_tasks call: it gives the two-part code of its prefix
     (its data bits plus bits_per_param a weight) and codes the next block of that seed's prequential
     code; with `heldout`, every model also codes that fixed text. Returns (one row per seed and prefix,
-    {seed: final(model of the whole text, its data bits)}).
+    {seed: final(model of the whole text, its data bits)}, and for `stream_seed` the range-coded words
+    of every block from the second on, else None).
     """
     _check_boundaries(boundaries, len(data))
     jobs = [(seed, size) for seed in seeds for size in boundaries[1:]]
-    done = parallel.map_tasks(partial(prefix_result, bytes(data), list(boundaries), train, final, heldout), jobs,
+    done = parallel.map_tasks(partial(prefix_result, bytes(data), list(boundaries), train, final, heldout, stream_seed),
+                              jobs,
                               desc="prequential models", cost=lambda job: job[1])
     rows, finals = [], {}
+    stream = [words for row, _, words in done if row["seed"] == stream_seed and words is not None] or None
     for seed in seeds:
-        mine = [(row, extra) for row, extra in done if row["seed"] == seed]
+        mine = [(row, extra) for row, extra, _ in done if row["seed"] == seed]
         blocks = [uniform_bits(boundaries[1])] + [row["next_block_bits"] for row, _ in mine[:-1]]
         for (row, extra), total in zip(mine, itertools.accumulate(blocks)):
             row["prequential_bits"] = total  # block 0 uniform, block k coded by the model of data[:b_k]
@@ -353,7 +364,7 @@ def code_lengths_by_size(data: bytes, boundaries: list[int], train: Callable[[by
     for name in ("uniform", "two_part", "prequential", "data"):
         df[f"{name}_bits_per_byte"] = df[f"{name}_bits"] / df["train_bytes"]
     df["next_block_bits_per_byte"] = df["next_block_bits"] / df["next_block_bytes"]
-    return df, finals
+    return df, finals, stream
 
 
 def block_trend(bits_per_byte) -> dict:

@@ -54,7 +54,7 @@ class BlockCode:
         return float(sum(self.ideal_bits))
 
 
-def _lead(model, prefix: bytes) -> bytes:
+def lead_bytes(model, prefix: bytes) -> bytes:
     """The bytes before a block that condition its first predictions (up to the model's context)."""
     n = min(len(prefix), int(getattr(model, "context", 0) or 0))
     return bytes(prefix[len(prefix) - n:]) if n else b""
@@ -131,7 +131,7 @@ def encode(data: bytes, boundaries: list[int], learner: Learner, models: list | 
     blocks = list(zip(boundaries, boundaries[1:]))
     for k, (a, b) in enumerate(blocks if progress is None else progress(blocks)):
         model = models[k] if models is not None else learner(k, data[:a], model)
-        words, bits = encode_block(model, _lead(model, data[:a]), data[a:b])
+        words, bits = encode_block(model, lead_bytes(model, data[:a]), data[a:b])
         code.words.append(words)
         code.lengths.append(b - a)
         code.ideal_bits.append(bits)
@@ -144,7 +144,7 @@ def decode(code: BlockCode, learner: Learner, progress=None) -> bytes:
     items = list(enumerate(zip(code.words, code.lengths)))
     for k, (words, n) in (items if progress is None else progress(items)):
         model = learner(k, out, model)
-        out += decode_block(model, _lead(model, out), words, n)
+        out += decode_block(model, lead_bytes(model, out), words, n)
     return out
 
 
