@@ -139,3 +139,21 @@ def test_a_scheduler_that_does_not_answer_is_one_line(project, tmp_path):
     assert proc.stderr.strip().startswith("error: --scheduler tcp://127.0.0.1:9: no Dask scheduler answers there")
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists() and not (tmp_path / "r.running").exists()
+
+
+def test_background_tasks_yield_to_later_foreground_tasks():
+    """A background batch submitted first: a foreground batch submitted after it starts before the
+    background tasks still waiting, and both come back in item order."""
+    import time
+
+    with parallel.executor(workers=1) as _:
+        def started(x):
+            time.sleep(0.3)
+            return x, time.time()
+
+        background = parallel.submit_tasks(started, [10, 11, 12, 13], progress_bar=False, background=True)
+        time.sleep(0.1)  # the one worker is busy with the first background task
+        fore = parallel.map_tasks(started, [1, 2], progress_bar=False)
+        back = background.result()
+    assert [x for x, _ in fore] == [1, 2] and [x for x, _ in back] == [10, 11, 12, 13]
+    assert max(t for _, t in fore) < sorted(t for _, t in back)[2]  # at most the first two background tasks ran first

@@ -186,7 +186,16 @@ def sweep(train_text: bytes, heldout_text: bytes, model_sizes: dict[str, dict], 
           steps: int, batch_size: int = 16, lr: float = 2e-3, seeds=(0,), epochs: float = 0.0,
           show_progress: bool = True) -> pd.DataFrame:
     """Train each model size on the first D bytes of train_text for each D and seed; one row per
-    (D, model, seed).
+    (D, model, seed). See `submit_sweep`."""
+    return pd.DataFrame(submit_sweep(train_text, heldout_text, model_sizes, data_sizes, steps, batch_size, lr, seeds,
+                                     epochs, show_progress).result())
+
+
+def submit_sweep(train_text: bytes, heldout_text: bytes, model_sizes: dict[str, dict], data_sizes: list[int],
+                 steps: int, batch_size: int = 16, lr: float = 2e-3, seeds=(0,), epochs: float = 0.0,
+                 show_progress: bool = True, background: bool = False):
+    """The sweep's models as tasks, handed to the cluster at once (`parallel.submit_tasks`); the
+    pending result's rows are one per (D, model, seed).
 
     Every model trains for at least `steps` steps, and for at least `epochs` passes over its D bytes
     (so a large data set is not left half seen; small ones are seen for more epochs).
@@ -210,7 +219,7 @@ def sweep(train_text: bytes, heldout_text: bytes, model_sizes: dict[str, dict], 
         n = sweep_steps(d, steps, epochs, batch_size, context) * batch_size * context + d
         return n * shape.get("n_layer", 2) * shape.get("n_embd", 64) ** 2
 
-    return pd.DataFrame(parallel.map_tasks(cell, combos, desc="sweep", progress_bar=show_progress, cost=cost))
+    return parallel.submit_tasks(cell, combos, desc="sweep", progress_bar=show_progress, cost=cost, background=background)
 
 
 def _sweep_cell(train_text, heldout_text, model_sizes, steps, batch_size, lr, epochs, combo) -> dict:

@@ -77,24 +77,49 @@ def map_tasks(fn: Callable, items: Iterable, desc: str = "tasks", progress_bar: 
 
     cost(item): a relative estimate of a task's work; on a cluster the costliest tasks start first,
     so that one long task does not run alone at the end while the other workers wait."""
-    from copystudy.training import progress
+    return submit_tasks(fn, items, desc, progress_bar, cost).result()
 
+
+class Pending:
+    """Tasks handed to the cluster (or, without one, still to run here): `result()` waits for them and
+    returns their results in item order."""
+
+    def __init__(self, fn, items, desc, progress_bar, futures=None, client=None):
+        self.fn, self.items, self.desc, self.progress_bar = fn, items, desc, progress_bar
+        self.futures, self.client = futures, client
+
+    def result(self) -> list:
+        from copystudy.training import progress
+
+        bar = not self.progress_bar or None
+        if self.futures is None:
+            return [run_task(self.fn, item) for item in progress(self.items, desc=self.desc, disable=bar)]
+        from distributed import as_completed
+
+        for _ in progress(as_completed(self.futures, loop=self.client.loop), total=len(self.futures),
+                          desc=f"{self.desc} (dask)", disable=bar):
+            pass
+        return self.client.gather(self.futures)
+
+
+def submit_tasks(fn: Callable, items: Iterable, desc: str = "tasks", progress_bar: bool = True,
+                 cost: Callable | None = None, background: bool = False) -> Pending:
+    """Hand [fn(item) for item in items] to the cluster now and return at once; `.result()` collects
+    them. Without a cluster they run at `.result()`, here, in order.
+
+    background=True: the tasks yield to every task submitted without it, so a long batch (the model x
+    data sweep) fills the workers that would otherwise wait for the last task of a short batch."""
     items = list(items)
     address = scheduler_address()
     if address is None:
-        return [run_task(fn, item) for item in progress(items, desc=desc, disable=not progress_bar or None)]
-    from distributed import as_completed
-
+        return Pending(fn, items, desc, progress_bar)
     c = client(address)
     resources, tag = _gpu_resources(c), os.urandom(4).hex()
     order = sorted(range(len(items)), key=lambda i: -cost(items[i])) if cost else range(len(items))
+    base = -10 ** 6 if background else 0  # Dask runs the highest priority first among ready tasks
     submitted = {i: c.submit(run_task, fn, items[i], pure=False, resources=resources, key=f"{desc}-{i}-{tag}",
-                             priority=len(items) - r) for r, i in enumerate(order)}  # earlier: higher priority
-    futures = [submitted[i] for i in range(len(items))]
-    for _ in progress(as_completed(futures, loop=c.loop), total=len(futures), desc=f"{desc} (dask)",
-                      disable=not progress_bar or None):
-        pass
-    return c.gather(futures)
+                             priority=base + len(items) - r) for r, i in enumerate(order)}  # earlier: higher
+    return Pending(fn, items, desc, progress_bar, [submitted[i] for i in range(len(items))], c)
 
 
 def describe() -> dict:

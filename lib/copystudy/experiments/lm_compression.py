@@ -60,9 +60,18 @@ def train_main_models(model: dict, texts: Texts, steps: int, batch_size: int, lr
     """The main LM once per seed (initialisation and training windows), each a task, trained (or
     fine-tuned) for `steps` steps; the first seed's model is saved to models/lm/ (a pretrained model
     used as it is saves only where it comes from, and is one model whatever the seeds)."""
+    return finish_main_models(start_main_models(model, texts, steps, batch_size, lr, seeds), model, steps)
+
+
+def start_main_models(model: dict, texts: Texts, steps: int, batch_size: int, lr: float, seeds):
+    """`train_main_models` handed to the cluster; finish_main_models collects them."""
     seeds = list(seeds)[:1] if (model.get("name_or_path") and not steps) else list(seeds)
     task = partial(_main_model, model, texts, steps, batch_size, lr)
-    trained = parallel.map_tasks(task, seeds, desc="main LM, one per seed")
+    return parallel.submit_tasks(task, seeds, desc="main LM, one per seed")
+
+
+def finish_main_models(pending, model: dict, steps: int) -> list[Trained]:
+    trained = pending.result()
     first = trained[0].lm
     if model.get("name_or_path") and not steps:
         first.save_reference(run_path("models", "lm"))
@@ -309,11 +318,26 @@ def sweep(train_docs: dict, heldout_text: bytes, model_sizes: dict, data_sizes: 
     """The model x data sweep on the training documents (plus standard-library source when asked, so the
     data can grow past them), every cell with every seed: (the text, one row per data size, model and
     seed, the best model per data size by the mean over seeds)."""
+    text, pending = start_sweep(train_docs, heldout_text, model_sizes, data_sizes, steps, batch_size, lr, epochs,
+                                stdlib_bytes, seeds, seed)
+    return (text, *finish_sweep(pending))
+
+
+def start_sweep(train_docs: dict, heldout_text: bytes, model_sizes: dict, data_sizes: list[int], steps: int,
+                batch_size: int, lr: float, epochs: float, stdlib_bytes: int, seeds, seed: int = 0):
+    """The sweep's text and its models handed to the cluster in the background (they fill workers the
+    main models and their coding leave idle); finish_sweep collects them. Without a cluster they
+    train at finish_sweep."""
     text = compression.sweep_corpus(train_docs, stdlib_bytes, seed=seed)
-    table = compression.sweep(text, heldout_text, model_sizes, data_sizes, steps=steps, batch_size=batch_size,
-                              lr=lr, seeds=list(seeds), epochs=epochs)
+    return text, compression.submit_sweep(text, heldout_text, model_sizes, data_sizes, steps=steps,
+                                          batch_size=batch_size, lr=lr, seeds=list(seeds), epochs=epochs,
+                                          background=True)
+
+
+def finish_sweep(pending) -> tuple[pd.DataFrame, pd.DataFrame]:
+    table = pd.DataFrame(pending.result())
     table["data"] = table["data_bytes"].map(lambda d: f"{d / 1000:.0f} KB")
-    return text, table, compression.best_model_per_data_size(table)
+    return table, compression.best_model_per_data_size(table)
 
 
 def summarize_sweep(table: pd.DataFrame, best: pd.DataFrame) -> dict:
