@@ -73,32 +73,52 @@ def code_lengths(train_text: bytes, train_docs: dict, heldout_docs: dict, first_
     return CodeLengths(boundaries, runs, finals, words)
 
 
-def prequential_stream(cl: CodeLengths, data: bytes, train, seed: int, show_progress: bool = True) -> dict:
-    """The prequential code as a real compressed stream, and its decoding.
+def start_prequential_stream(cl: CodeLengths, data: bytes, train, seed: int):
+    """The prequential code as a real compressed stream, and its decoding, handed to the cluster as
+    one task (it is sequential: block k's model needs blocks < k decoded); collect it with
+    `finish_prequential_stream`. Without a cluster it runs there.
 
     Block 0 is range-coded with the uniform code; block k >= 1 was range-coded, in its prefix task, by
     the model trained on data[:b_k]. The decoder receives the words and the block lengths only: it
     decodes block 0, trains model 1 on it with the same recipe and seed, decodes block 1 with it,
     and so on, so it must reproduce every model bit for bit (one thread, as every task runs) to get
-    the data back. Returns the coded bits beside the ideal prequential code length of the same seed."""
+    the data back."""
     from copystudy import online_coding, parallel
-    from copystudy.training import progress
 
     b = cl.boundaries
     first = online_coding.encode_block(None, b"", data[:b[1]])[0]
     code = online_coding.BlockCode([first, *cl.stream], [y - x for x, y in zip(b, b[1:])])
-    bar = (lambda items: progress(items, desc="decode the prequential stream (retraining every block model)")
-           ) if show_progress else None
-    try:
-        with parallel.single_thread():
-            exact = online_coding.decode(code, online_coding.PrequentialLearner(train, seed), progress=bar) == bytes(data)
-    except online_coding.DecodeError:
-        exact = False
     ideal = float(cl.runs[(cl.runs.seed == seed) & (cl.runs.train_bytes == b[-1])]["prequential_bits"].iloc[0])
-    return {"prequential_stream_seed": int(seed), "prequential_coded_bits": int(code.coded_bits),
-            "prequential_ideal_bits_stream_seed": ideal,
-            "prequential_coded_overhead_pct": 100.0 * (code.coded_bits / ideal - 1.0),
-            "prequential_roundtrip_exact": bool(exact)}
+    summary = {"prequential_stream_seed": int(seed), "prequential_coded_bits": int(code.coded_bits),
+               "prequential_ideal_bits_stream_seed": ideal,
+               "prequential_coded_overhead_pct": 100.0 * (code.coded_bits / ideal - 1.0)}
+    return summary, parallel.submit_tasks(partial(_decodes_exactly, code, train, bytes(data)), [seed],
+                                          desc="decode the prequential stream, retraining every block model")
+
+
+def _decodes_exactly(code, train, data: bytes, seed: int) -> bool:
+    """The decoder (a task): rebuild every block model from the decoded bytes; True if data comes back."""
+    from copystudy import online_coding
+    from copystudy.training import progress
+
+    try:
+        decoded = online_coding.decode(code, online_coding.PrequentialLearner(train, seed),
+                                       progress=lambda items: progress(items, desc=f"prequential decoder, seed {seed}"))
+    except online_coding.DecodeError:
+        return False
+    return decoded == data
+
+
+def finish_prequential_stream(started) -> dict:
+    """The coded stream's size beside the ideal prequential code length of the same seed, and whether
+    the decoder gave the text back."""
+    summary, pending = started
+    return {**summary, "prequential_roundtrip_exact": bool(pending.result()[0])}
+
+
+def prequential_stream(cl: CodeLengths, data: bytes, train, seed: int) -> dict:
+    """`start_prequential_stream` and `finish_prequential_stream` in one call."""
+    return finish_prequential_stream(start_prequential_stream(cl, data, train, seed))
 
 
 def stream_verdict(s: dict, n_bytes: int) -> str:
