@@ -411,29 +411,31 @@ def plot_training_loss(trained: list[Trained], train_text: bytes):
 
 
 def plot_rates(rates: pd.DataFrame, lm, chunk_size: int, corpus: str):
-    """Raw rates as bars; the LM's bar is the mean over seeds with its 95% interval."""
+    """Raw rates as bars, chunked and unchunked; the LM's bar is the mean over seeds with its 95% interval."""
+    import matplotlib.pyplot as plt
     import seaborn as sns
 
     chunked, unchunked = compression.chunking_label(chunk_size), compression.chunking_label(None)
     data = rates.copy()
     adaptive = data["chunking"] == ADAPTIVE
     data.loc[adaptive, "compressor"], data.loc[adaptive, "chunking"] = "lm_adaptive", unchunked
-    names = {"lm": "LM", "lm_adaptive": "LM, adaptive"}
+    names = {"lm": "LM", "lm_adaptive": "LM\nadaptive"}
     data = data.assign(rate_pct=100 * data["raw_rate"], compressor=data["compressor"].replace(names),
                        text=data["text"].replace({"heldout": "held-out text (never trained on)",
                                                   "train": "training sample"}))
-    order = [names["lm"], *([names["lm_adaptive"]] if adaptive.any() else []), *baselines.COMPRESSORS]
-    g = sns.catplot(data=data, x="compressor", y="rate_pct", hue="text", col="chunking", kind="bar", order=order,
-                    col_order=[chunked, unchunked], height=4, aspect=1.3, palette="deep", capsize=0.15,
-                    errorbar=lambda x: intervals.mean_ci(x)[1:])
-    g.set_axis_labels("", "raw compression rate (%)")
-    g.set_titles("{col_name}")
-    g.figure.suptitle(f"Compressed size / original size on {corpus} (LM: {lm.n_params:,} params, weights not counted;"
-                      f" LM bars: mean and 95% interval over seeds)", y=1.04)
-    for ax in g.axes.flat:
-        ax.tick_params(axis="x", rotation=30)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5), sharey=True, width_ratios=[7, 7 + adaptive.any()])
+    for ax, chunking in zip(axes, (chunked, unchunked)):
+        panel = data[data["chunking"] == chunking]
+        order = [n for n in (names["lm"], names["lm_adaptive"], *baselines.COMPRESSORS) if n in set(panel.compressor)]
+        sns.barplot(data=panel, x="compressor", y="rate_pct", hue="text", order=order, palette="deep", capsize=0.15,
+                    errorbar=lambda x: intervals.mean_ci(x)[1:], ax=ax, legend=ax is axes[-1])
+        ax.set(title=chunking, xlabel="", ylabel="raw compression rate (%)")
         ax.grid(axis="x", visible=False)
-    return g.figure
+    axes[-1].legend(title="coded text", loc="upper right")
+    fig.suptitle(f"Compressed size / original size on {corpus} (LM: {lm.n_params:,} params, weights not counted;"
+                 f" LM bars: mean and 95% interval over seeds)")
+    fig.tight_layout()
+    return fig
 
 
 def plot_sweep(table: pd.DataFrame, best: pd.DataFrame):
@@ -446,9 +448,9 @@ def plot_sweep(table: pd.DataFrame, best: pd.DataFrame):
                  errorbar=("ci", 95), err_style="bars")
     ax.scatter(best["n_params"], best["adjusted_rate"], s=160, facecolors="none", edgecolors="red", zorder=5,
                label="best size per data size")
-    ax.set(xscale="log", yscale="log", xlabel="model parameters", ylabel="adjusted rate ((code + 2 bytes/param) / data)",
-           title=f"Two-part code of the training data vs model size (mean and 95% interval, "
-                 f"{table['seed'].nunique()} seeds)")
+    ax.set(xscale="log", yscale="log", xlabel="model parameters", ylabel="adjusted rate\n(code + 2 bytes/param) / data",
+           title=f"Two-part code of the training data vs model size\n(mean and 95% interval over "
+                 f"{table['seed'].nunique()} seeds; the bars are narrower than the markers where unseen)")
     ax.axhline(1, color="grey", ls=":", lw=1)
     ax.legend(title="training data")
     raw, ax = plt.subplots(figsize=(7, 4.5))
