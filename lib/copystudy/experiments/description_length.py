@@ -360,6 +360,20 @@ def _ci_text(ci, fmt: str = ",.0f") -> str:
     return f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]"
 
 
+def _duplicated_verdict(dci, control_ci: dict, control_bits: dict) -> str:
+    """Is the duplicated work's memorised-bits interval above zero, and above every control's?"""
+    zero = "lies above zero" if dci[0] > 0 else "is NOT separated from zero"
+    above = [k for k, c in control_ci.items() if dci[0] > c[1]]
+    if len(above) == len(control_ci):
+        return (f"  The duplicated work's interval {zero} and above every control's: duplication makes the weights hold "
+                "the work, as Carlini et al. (2022) and Morris et al. report.")
+    worst = max(control_bits, key=lambda k: abs(control_bits[k]))
+    lo, hi = control_ci[worst]
+    return (f"  The duplicated work's interval {zero}, and above {len(above)} of the {len(control_ci)} controls' "
+            f"intervals; the control that moves most, {worst!r} ({control_bits[worst]:+,.0f} bits [{lo:+,.0f}, "
+            f"{hi:+,.0f}]), overlaps it: swapping a work for its stand-in changes the model on text like the stand-in.")
+
+
 def verdicts(m: dict) -> list[str]:
     """What the numbers of this run say, one sentence each, with 95% intervals over seeds."""
     u = m["uniform_bits"]
@@ -427,9 +441,7 @@ def verdicts(m: dict) -> list[str]:
             f"({m['memorized_bits_per_byte_duplicated_work']:.3f} bits/byte); works seen once average {single:.3f} "
             f"bits/byte {_ci_text(sci, '.3f')}; the controls' single differences scatter by {noise:.3f} bits/byte, "
             f"their intervals span {_ci_text(ctrl_span)} bits.",
-            "  The duplicated work's interval lies above zero and above every control's: duplication makes the weights "
-            "hold the work, as Carlini et al. (2022) and Morris et al. report." if dci[0] > max(0.0, ctrl_span[1]) else
-            "  The duplicated work's interval is NOT separated from zero and the controls at this scale.",
+            _duplicated_verdict(dci, m["memorized_bits_control_by_work_ci"], m["memorized_bits_control_by_work"]),
             "  Works seen once are memorised too: their mean interval lies above zero." if sci[0] > 0 else
             "  Works seen once are NOT measurably memorised at this scale (their interval reaches zero).",
             f"- Per parameter: {m['memorized_bits_per_param_works']:.4f} bits/parameter for the measured works "
