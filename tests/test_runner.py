@@ -186,3 +186,22 @@ def test_threads_reach_the_kernel_and_the_manifest(project, tmp_path):
     assert json.loads((tmp_path / "default" / "manifest.json").read_text())["timings"]["omp_threads"] == "1"
     proc = run_cli("run", "toy", "--threads", "0", cwd=project, env=env, check=False)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --threads must be a whole number >= 1, got 0"
+
+
+def test_the_notebook_keeps_one_line_per_loop_and_no_progress_bars(tmp_path):
+    """With progress on and no terminal, the executed notebook gets one summary line per loop (what,
+    how many, how long) and no bar, no tqdm warning."""
+    import re
+
+    import nbformat
+
+    from conftest import ROOT, run_cli
+
+    out = tmp_path / "run"
+    run_cli("run", "memorization", "--params", str(ROOT / "params" / "memorization" / "smoke.yaml"), "--out", str(out),
+            "--quiet", env={"COPYSTUDY_PROGRESS": "1"})
+    nb = nbformat.read(out / "executed.ipynb", as_version=4)
+    lines = [ln for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"
+             for ln in re.split(r"[\r\n]", o["text"]) if ln.strip()]
+    assert any(re.fullmatch(r"train N=\d+: \d+/\d+ in \d+ s", ln) for ln in lines), lines
+    assert not [ln for ln in lines if "%|" in ln or "it/s" in ln or "Warning" in ln], lines

@@ -15,6 +15,7 @@ from copystudy.params import ParameterError, declared_parameters
 SUBCOMMANDS = {
     "compress": ("copystudy.compress_cli", "compress a file with the language model a run trained"),
     "shapley": ("copystudy.shapley_cli", "Shapley values and royalty shares of a game given as a CSV"),
+    "site": ("copystudy.site", "render the canonical runs to a static HTML site with an index page"),
 }
 
 

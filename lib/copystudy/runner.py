@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from copystudy import parallel, runfolder
+from copystudy import PROGRESS_TO, parallel, runfolder
 from copystudy.parallel import THREAD_VARIABLES
 from copystudy.params import ParameterError
 from copystudy.plan import Plan, prepare, project_root
@@ -240,6 +240,9 @@ def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: 
     t0 = time.perf_counter()
     error = None
     previous_handler = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    # the kernel draws its live progress bars on this terminal and writes one line per loop into the notebook
+    saved_target = os.environ.get(PROGRESS_TO)
+    os.environ[PROGRESS_TO] = os.ttyname(sys.stderr.fileno()) if progress_bar and sys.stderr.isatty() else ""
     try:
         pm.execute_notebook(str(plan.notebook), str(work / "executed.ipynb"), parameters=plan.values,
                             kernel_name=kernel, cwd=str(work), progress_bar=progress_bar, log_output=False,
@@ -251,6 +254,7 @@ def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: 
         kind = "Terminated" if isinstance(exc, _Terminated) else "KeyboardInterrupt"
         error = {"error": kind, "message": "interrupted", **running_cell(work / "executed.ipynb")}
     finally:
+        os.environ.pop(PROGRESS_TO) if saved_target is None else os.environ.__setitem__(PROGRESS_TO, saved_target)
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
     manifest["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

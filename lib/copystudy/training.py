@@ -16,6 +16,9 @@ from typing import Callable
 
 import numpy as np
 import torch
+from tqdm import tqdm  # plain text: widgets do not survive in stored notebooks
+
+from copystudy import PROGRESS_TO
 
 
 def set_seed(seed: int) -> None:
@@ -25,19 +28,47 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def progress(iterable=None, **kwargs):
-    """A tqdm bar that prints plain text lines in papermill and a live bar in a terminal.
 
-    Set COPYSTUDY_PROGRESS=0 to silence it.
+
+def progress(iterable=None, **kwargs):
+    """A tqdm bar: live on the terminal, one summary line in a stored notebook.
+
+    In a notebook run by `copystudy run`, the runner names its terminal in $COPYSTUDY_PROGRESS_TO: the
+    live bar is drawn there (nowhere when the runner has no terminal), and the notebook gets one line
+    when the loop ends (what, how many, how long). Elsewhere (a terminal, a Dask worker, whose output
+    reaches the runner's terminal) it is an ordinary bar on stderr. COPYSTUDY_PROGRESS=0 silences it.
     """
     silenced = os.environ.get("COPYSTUDY_PROGRESS", "1") == "0"
     kwargs["disable"] = bool(kwargs.get("disable")) or silenced  # None would mean "hide off a terminal"
-    kwargs.setdefault("mininterval", 2.0 if not sys.stderr.isatty() else 0.1)
-    kwargs.setdefault("file", sys.stderr)
     kwargs.setdefault("dynamic_ncols", True)
-    from tqdm import tqdm as text_tqdm  # plain text: widgets do not survive in stored notebooks
+    target = os.environ.get(PROGRESS_TO)
+    if target is None or kwargs["disable"]:
+        kwargs.setdefault("mininterval", 2.0 if not sys.stderr.isatty() else 0.1)
+        kwargs.setdefault("file", sys.stderr)
+        return tqdm(iterable, **kwargs)
+    try:
+        stream = open(target or os.devnull, "w")
+    except OSError:  # the terminal went away
+        stream = open(os.devnull, "w")
+    kwargs.update(file=stream, mininterval=0.1 if target else 3600.0)
+    bar = _SummaryBar(iterable, **kwargs)
+    bar.own_stream = stream
+    return bar
 
-    return text_tqdm(iterable, **kwargs)
+
+class _SummaryBar(tqdm):
+    """A bar that writes one line to the notebook (stderr) when it closes, then closes its own stream."""
+
+    def close(self):
+        if not getattr(self, "_summarised", False):
+            self._summarised = True
+            d = self.format_dict
+            total = f"/{d['total']}" if d.get("total") else ""
+            print(f"{self.desc or 'progress'}: {d['n']}{total} in {d['elapsed']:.0f} s", file=sys.stderr)
+        super().close()
+        stream = getattr(self, "own_stream", None)
+        if stream is not None and not stream.closed:
+            stream.close()
 
 
 def cosine_lr(step: int, total: int, lr: float, warmup: int | None = None) -> float:

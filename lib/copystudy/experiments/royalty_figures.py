@@ -22,6 +22,7 @@ def _rows(ax, name: str, rows: list, side: int, labels: list[str], title: str) -
     ax.imshow(np.concatenate(rows, axis=0), cmap="gray_r" if name == "typefaces" else "gray", vmin=0, vmax=1)
     ax.set_yticks([(i + 0.5) * side for i in range(len(labels))], labels)
     ax.set_xticks([])
+    ax.grid(False)  # no grid lines through the pictures
     ax.set_title(title)
 
 
