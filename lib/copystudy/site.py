@@ -44,6 +44,7 @@ HEADLINES = {
                        ("digits_similarity_mean_prompted_share", "digits: similarity baseline's share", ".2f")],
 }
 PROGRESS = re.compile(r"\d+%\|.*\||\d+/\d+ \[\d|it/s\]|s/it\]")
+NOISE = re.compile(r"IProgress not found|from \.autonotebook import")  # tqdm.auto's warning in older runs
 
 
 def _value(value, fmt: str) -> str:
@@ -94,8 +95,9 @@ def fold_parameters(nb) -> None:
 
 def clean_text(text: str, roots: list[str]) -> str:
     """Drop progress-bar lines; replace the machine's paths by paths inside the run folder."""
-    keep = [ln for ln in re.split(r"[\r\n]", text) if ln.strip() and not PROGRESS.search(ln)]
+    keep = [ln for ln in re.split(r"[\r\n]", text) if ln.strip() and not PROGRESS.search(ln) and not NOISE.search(ln)]
     text = "\n".join(keep) + ("\n" if keep else "")
+    text = re.sub(r"/\S*?/site-packages/", "", text)  # a library's file: its name inside the environment
     text = re.sub(r"(?:/\S*?/)?results/[\w-]+/[\w.-]+?(?:\.running)?/", "", text)  # a run folder: its contents
     for root in roots:
         text = text.replace(root, "")
@@ -105,6 +107,9 @@ def clean_text(text: str, roots: list[str]) -> str:
 def clean(nb, roots: list[str]):
     """A copy of an executed notebook for reading (see the module docstring)."""
     nb = copy.deepcopy(nb)
+    where = nb.metadata.get("papermill", {}).get("input_path") or ""
+    if "/notebooks/" in where:  # the project folder of the machine that ran it
+        roots = [where.rsplit("/notebooks/", 1)[0] + "/", *roots]
     fold_parameters(nb)
     for cell in nb.cells:
         if cell.cell_type != "code":
@@ -180,7 +185,7 @@ def build(out: Path, results: Path, run: str = "default") -> Path:
                  f"{manifest.get('machine', {}).get('cpu_count', '?')} cores, "
                  f"{manifest.get('wall_seconds', 0) / 60:.1f} min wall")
         thumbs = " ".join(f'<a href="{name}/figures/{f.name}"><img src="{name}/figures/{f.name}" alt="{f.stem}" '
-                          f'width="220"></a>' for f in figures)
+                          f'title="{f.stem}" style="max-width:240px; max-height:170px"></a>' for f in figures)
         cards.append(f"## [{title}]({name}.html)\n\n{question}\n\n"
                      + (f"| headline | this run |\n|---|---|\n{rows}\n\n" if rows else "")
                      + f"{thumbs}\n\n*Run: {facts}.* [Read the notebook]({name}.html)")
