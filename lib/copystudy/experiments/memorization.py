@@ -246,4 +246,9 @@ def plot_canaries(by_dup_size: pd.DataFrame, n_candidates: int):
                 title="Exposure vs model size")
     axes[2].set_xticks(sizes, [f"{p / 1e3:.0f}K" for p in sizes])
     axes[2].minorticks_off()
+    for ax in axes:  # below the panels, where they hide no curve
+        handles, labels = ax.get_legend_handles_labels()
+        title = ax.get_legend().get_title().get_text() if ax.get_legend() else None
+        ax.legend(handles, labels, title=title, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4, frameon=False)
+    fig.tight_layout()
     return fig
