@@ -116,11 +116,6 @@ def finish_prequential_stream(started) -> dict:
     return {**summary, "prequential_roundtrip_exact": bool(pending.result()[0])}
 
 
-def prequential_stream(cl: CodeLengths, data: bytes, train, seed: int) -> dict:
-    """`start_prequential_stream` and `finish_prequential_stream` in one call."""
-    return finish_prequential_stream(start_prequential_stream(cl, data, train, seed))
-
-
 def stream_verdict(s: dict, n_bytes: int) -> str:
     """One sentence on the coded prequential stream."""
     return (f"prequential stream (seed {s['prequential_stream_seed']}): {s['prequential_coded_bits']:,} bits coded "

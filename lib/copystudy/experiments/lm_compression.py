@@ -56,21 +56,17 @@ class Trained:
     doc_bits: pd.DataFrame
 
 
-def train_main_models(model: dict, texts: Texts, steps: int, batch_size: int, lr: float, seeds) -> list[Trained]:
-    """The main LM once per seed (initialisation and training windows), each a task, trained (or
-    fine-tuned) for `steps` steps; the first seed's model is saved to models/lm/ (a pretrained model
-    used as it is saves only where it comes from, and is one model whatever the seeds)."""
-    return finish_main_models(start_main_models(model, texts, steps, batch_size, lr, seeds), model, steps)
-
-
 def start_main_models(model: dict, texts: Texts, steps: int, batch_size: int, lr: float, seeds):
-    """`train_main_models` handed to the cluster; finish_main_models collects them."""
+    """The main LM once per seed (initialisation and training windows), each a task trained (or
+    fine-tuned) for `steps` steps, handed to the cluster; `finish_main_models` collects them."""
     seeds = list(seeds)[:1] if (model.get("name_or_path") and not steps) else list(seeds)
     task = partial(_main_model, model, texts, steps, batch_size, lr)
     return parallel.submit_tasks(task, seeds, desc="main LM, one per seed")
 
 
 def finish_main_models(pending, model: dict, steps: int) -> list[Trained]:
+    """The trained main LMs; the first seed's model is saved to models/lm/ (a pretrained model used as
+    it is saves only where it comes from, and is one model whatever the seeds)."""
     trained = pending.result()
     first = trained[0].lm
     if model.get("name_or_path") and not steps:
@@ -311,16 +307,6 @@ def verdicts(m: dict, chunk_size: int) -> list[str]:
              "beyond the spread of seeds and documents") + "; they are different documents, so part of any gap is "
             "their own difficulty (description_length's swap design separates the two)"]
     return out
-
-
-def sweep(train_docs: dict, heldout_text: bytes, model_sizes: dict, data_sizes: list[int], steps: int,
-          batch_size: int, lr: float, epochs: float, stdlib_bytes: int, seeds, seed: int = 0):
-    """The model x data sweep on the training documents (plus standard-library source when asked, so the
-    data can grow past them), every cell with every seed: (the text, one row per data size, model and
-    seed, the best model per data size by the mean over seeds)."""
-    text, pending = start_sweep(train_docs, heldout_text, model_sizes, data_sizes, steps, batch_size, lr, epochs,
-                                stdlib_bytes, seeds, seed)
-    return (text, *finish_sweep(pending))
 
 
 def start_sweep(train_docs: dict, heldout_text: bytes, model_sizes: dict, data_sizes: list[int], steps: int,
