@@ -49,10 +49,10 @@ def test_a_wrong_model_cannot_decode():
 def test_prequential_code_tracks_its_ideal_length():
     boundaries = [0, 64, 200, 480, len(TEXT)]
     code = oc.encode(TEXT, boundaries, prequential())
-    assert code.ideal_bits[0] == 8 * 64  # block 0 is sent uniformly
+    assert code.bits_per_stream[0] == 8 * 64  # block 0 is sent uniformly
     ideal = [8 * 64] + [block_bits(train(TEXT[:a], 1), TEXT, a, b) for a, b in zip(boundaries[1:], boundaries[2:])]
-    assert np.allclose(code.ideal_bits, ideal, rtol=1e-4)
-    assert code.ideal_total_bits <= code.coded_bits <= code.ideal_total_bits + 32 * len(boundaries)
+    assert np.allclose(code.bits_per_stream, ideal, rtol=1e-4)
+    assert code.ideal_bits <= code.coded_bits <= code.ideal_bits + 32 * len(boundaries)
 
 
 def test_the_adaptive_coder_learns_the_text_it_codes():
@@ -62,7 +62,7 @@ def test_the_adaptive_coder_learns_the_text_it_codes():
     start = CausalLM.from_config(**SHAPE, seed=0)
     static = oc.encode(data, boundaries, lambda k, prefix, prev: start)
     learned = oc.encode(data, boundaries, oc.AdaptiveLearner(start, steps=15, window=512, batch_size=8, lr=1e-2))
-    assert sum(learned.ideal_bits[2:]) < 0.8 * sum(static.ideal_bits[2:])
+    assert sum(learned.bits_per_stream[2:]) < 0.8 * sum(static.bits_per_stream[2:])
 
 
 def test_bad_boundaries():

@@ -160,10 +160,9 @@ def adaptive_code(lm: CausalLM, data: bytes, block: int = 4096, steps: int = 20,
         except online_coding.DecodeError:
             exact = False
     t2 = time.perf_counter()
-    ideal = code.ideal_total_bits
-    return {"original_bytes": len(data), "n_chunks": len(code.words), "n_symbols": code.n_bytes,
-            "coded_bytes": code.coded_bits // 8, "coded_bits": code.coded_bits, "ideal_bits": ideal,
-            "overhead_pct": 100.0 * (code.coded_bits / ideal - 1.0) if ideal else 0.0, "roundtrip_exact": exact,
+    return {"original_bytes": len(data), "n_chunks": len(code.streams), "n_symbols": code.n_symbols,
+            "coded_bytes": code.coded_bytes, "coded_bits": code.coded_bits, "ideal_bits": code.ideal_bits,
+            "overhead_pct": code.overhead_pct, "roundtrip_exact": exact,
             "encode_seconds": t1 - t0, "decode_seconds": t2 - t1, "coder_processes": 1}
 
 

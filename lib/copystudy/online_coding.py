@@ -21,7 +21,7 @@ Each block is one stream; up to `context` bytes before the block condition the m
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import constriction
@@ -31,27 +31,6 @@ from threadpoolctl import threadpool_limits
 from copystudy import coding, predictors
 
 Learner = Callable  # learner(k, prefix: bytes, previous model or None) -> the model for block k, or None
-
-
-@dataclass
-class BlockCode:
-    """One range-coded stream per block, the block lengths, and the ideal bits of each block."""
-
-    words: list[np.ndarray]
-    lengths: list[int]
-    ideal_bits: list[float] = field(default_factory=list)
-
-    @property
-    def n_bytes(self) -> int:
-        return int(sum(self.lengths))
-
-    @property
-    def coded_bits(self) -> int:
-        return coding.WORD_BITS * int(sum(len(w) for w in self.words))
-
-    @property
-    def ideal_total_bits(self) -> float:
-        return float(sum(self.ideal_bits))
 
 
 def lead_bytes(model, prefix: bytes) -> bytes:
@@ -120,28 +99,28 @@ def check_boundaries(boundaries: list[int], n_bytes: int) -> None:
 
 
 def encode(data: bytes, boundaries: list[int], learner: Learner, models: list | None = None,
-           progress=None) -> BlockCode:
-    """Code data block by block, block k with learner(k, data[:b_k], model k-1).
+           progress=None) -> coding.Coded:
+    """Code data block by block, block k with learner(k, data[:b_k], model k-1): one stream per block
+    (`coding.Coded`, with each block's ideal bits in bits_per_stream).
 
     models: the block models when they were already built (e.g. trained side by side as tasks); they
     must be what the learner would build, or the decoder will fail to reproduce the data."""
     data = bytes(data)
     check_boundaries(boundaries, len(data))
-    code, model = BlockCode([], [], []), None
+    streams, bits, model = [], [], None
     blocks = list(zip(boundaries, boundaries[1:]))
     for k, (a, b) in enumerate(blocks if progress is None else progress(blocks)):
         model = models[k] if models is not None else learner(k, data[:a], model)
-        words, bits = encode_block(model, lead_bytes(model, data[:a]), data[a:b])
-        code.words.append(words)
-        code.lengths.append(b - a)
-        code.ideal_bits.append(bits)
-    return code
+        words, block_bits = encode_block(model, lead_bytes(model, data[:a]), data[a:b])
+        streams.append(words)
+        bits.append(block_bits)
+    return coding.Coded(streams, [b - a for a, b in blocks], float(sum(bits)), bits_per_stream=bits)
 
 
-def decode(code: BlockCode, learner: Learner, progress=None) -> bytes:
+def decode(code: coding.Coded, learner: Learner, progress=None) -> bytes:
     """The bytes of `encode`'s output, rebuilding every block's model from the bytes decoded so far."""
     out, model = b"", None
-    items = list(enumerate(zip(code.words, code.lengths)))
+    items = list(enumerate(zip(code.streams, code.lengths)))
     for k, (words, n) in (items if progress is None else progress(items)):
         model = learner(k, out, model)
         out += decode_block(model, lead_bytes(model, out), words, n)
@@ -201,5 +180,5 @@ def roundtrip(data: bytes, boundaries: list[int], learner_factory: Callable[[], 
         decoded = decode(code, learner_factory(), progress=progress)
     except DecodeError:
         decoded = None
-    return {"n_bytes": code.n_bytes, "coded_bits": code.coded_bits, "ideal_bits": code.ideal_total_bits,
-            "block_bits": list(code.ideal_bits), "roundtrip_exact": decoded == bytes(data)}
+    return {"n_bytes": code.n_symbols, "coded_bits": code.coded_bits, "ideal_bits": code.ideal_bits,
+            "block_bits": list(code.bits_per_stream), "roundtrip_exact": decoded == bytes(data)}

@@ -83,15 +83,14 @@ def start_prequential_stream(cl: CodeLengths, data: bytes, train, seed: int):
     decodes block 0, trains model 1 on it with the same recipe and seed, decodes block 1 with it,
     and so on, so it must reproduce every model bit for bit (one thread, as every task runs) to get
     the data back."""
-    from copystudy import online_coding, parallel
+    from copystudy import coding, online_coding, parallel
 
     b = cl.boundaries
     first = online_coding.encode_block(None, b"", data[:b[1]])[0]
-    code = online_coding.BlockCode([first, *cl.stream], [y - x for x, y in zip(b, b[1:])])
     ideal = float(cl.runs[(cl.runs.seed == seed) & (cl.runs.train_bytes == b[-1])]["prequential_bits"].iloc[0])
+    code = coding.Coded([first, *cl.stream], [y - x for x, y in zip(b, b[1:])], ideal)
     summary = {"prequential_stream_seed": int(seed), "prequential_coded_bits": int(code.coded_bits),
-               "prequential_ideal_bits_stream_seed": ideal,
-               "prequential_coded_overhead_pct": 100.0 * (code.coded_bits / ideal - 1.0)}
+               "prequential_ideal_bits_stream_seed": ideal, "prequential_coded_overhead_pct": code.overhead_pct}
     return summary, parallel.submit_tasks(partial(_decodes_exactly, code, train, bytes(data)), [seed],
                                           desc="decode the prequential stream, retraining every block model")
 
