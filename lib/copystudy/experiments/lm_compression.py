@@ -237,28 +237,13 @@ def summarize(trained: list[Trained], texts: Texts, rates: pd.DataFrame, details
 
 def document_gap(trained: list[Trained], n_boot: int = 2000, seed: int = 0) -> dict:
     """Held-out minus training code length in bits per byte, per document: the LM's extra advantage on
-    the documents it was trained on. The rate of a split is its documents' bits over their bytes; the
-    interval is a hierarchical bootstrap that resamples seeds, then training and held-out documents."""
-    table = pd.concat([t.doc_bits for t in trained], ignore_index=True)
-    seeds = sorted(table.seed.unique())
-    splits = {s: {sp: g.sort_values("document") for sp, g in table[table.seed == s].groupby("split")} for s in seeds}
-    n_train, n_held = len(splits[seeds[0]]["train"]), len(splits[seeds[0]]["heldout"])
+    the documents it was trained on (`description_length.bootstrap_gap`: byte-weighted rates, an
+    interval that resamples the documents of each split and the seeds)."""
+    from copystudy import description_length as dl
 
-    def gap(seed_ids, train_idx, held_idx):
-        values = []
-        for s in seed_ids:
-            tr, he = splits[s]["train"].iloc[train_idx], splits[s]["heldout"].iloc[held_idx]
-            values.append(he.bits.sum() / he.bytes.sum() - tr.bits.sum() / tr.bytes.sum())
-        return float(np.mean(values))
-
-    observed = gap(seeds, np.arange(n_train), np.arange(n_held))
-    rng = np.random.default_rng(seed)
-    boots = [gap(rng.choice(seeds, len(seeds)), rng.integers(0, n_train, n_train), rng.integers(0, n_held, n_held))
-             for _ in range(n_boot)]
-    lo, hi = np.quantile(boots, [0.025, 0.975])
-    return {"lm_heldout_minus_train_bits_per_byte": observed,
-            "lm_heldout_minus_train_bits_per_byte_ci": [float(lo), float(hi)],
-            "gap_documents": {"train": n_train, "heldout": n_held}}
+    gap = dl.bootstrap_gap(pd.concat([t.doc_bits for t in trained], ignore_index=True), n_boot=n_boot, seed=seed)
+    return {"lm_heldout_minus_train_bits_per_byte": gap["gap_bits_per_byte"],
+            "lm_heldout_minus_train_bits_per_byte_ci": [gap["low"], gap["high"]], "gap_documents": gap["n_documents"]}
 
 
 def _pct(m, key):
