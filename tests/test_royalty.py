@@ -141,6 +141,52 @@ def test_shell_split_reuses_cached_models(tmp_path):
     assert split.training_summary()["finetunes_trained"] == 4
 
 
+def test_copycat_game_adds_near_duplicates_and_reuses_cached_models(tmp_path):
+    game = tiny_game(tmp_path)
+    game.for_each_coalition(lambda mask, model: None)
+    copy = coalition_game.copycat_game(game, 0, noise=0.02, seed=0)
+    assert copy.owners == ["o0", "o1", "o0-copycat"]
+    diff = copy.works[2] - game.works[0]
+    assert 0 < np.abs(diff).max() < 0.1 and copy.works[2].min() >= 0 and copy.works[2].max() <= 1
+    np.testing.assert_array_equal(copy.work_labels[2], game.work_labels[0])  # sold under the same prompt
+    copy.for_each_coalition(lambda mask, model: None)
+    # 8 coalitions; the 4 without the copy-cat are the old ones: only the 4 with it are trained
+    assert copy.training_summary()["finetunes_trained"] == 4
+
+
+def test_outputs_come_from_an_independent_replicate(tmp_path):
+    """No output is scored by the model that generated it, nor by any coalition model of any scored seed."""
+    from copystudy.experiments import royalty_shares as rs
+
+    games = {"g": tiny_game(tmp_path)}
+    seeded = rs.replicates(games, rs.training_seeds(0, 2))
+    assert [g["g"].finetune.seed for g in seeded.values()] == [0, 1]
+    assert all(g["g"].base_key() == games["g"].base_key() for g in seeded.values())  # one shared base
+    outputs = rs.generate_replicates(seeded, samples_per_prompt=2, null_samples=1, sample_steps=2, guidance=1.0)
+    for s, by_game in outputs.items():
+        out = by_game["g"]
+        assert out.generator_seed == s + rs.REPLICATE_OFFSET
+        assert list(out.prompt_owner) == [0, 0, 1, 1, -1] and out.images.shape == (5, 1, 4, 4)
+    assert rs.independent(seeded, outputs)
+    # the replicate is a different model from the scored full coalition
+    full = seeded[0]["g"].model([0, 1])
+    replicate = rs.with_finetune_seed(games["g"], rs.REPLICATE_OFFSET).model([0, 1])
+    assert any(not np.array_equal(a.detach().numpy(), b.detach().numpy())
+               for a, b in zip(full.unet.parameters(), replicate.unet.parameters()))
+    # outputs scored by their own generator's seed are caught
+    outputs[0]["g"].generator_seed = 1
+    assert not rs.independent(seeded, outputs)
+
+
+def test_unprompted_composition_counts_what_outputs_look_like(tmp_path):
+    from copystudy.experiments import royalty_checks
+
+    game = tiny_game(tmp_path)
+    # two outputs equal to o0's works, one to o1's, one to a public work: o0 2/4, o1 1/4, public pays nobody
+    images = np.stack([game.works[0][0], game.works[0][1], game.works[1][0], game.public_images[0]])
+    np.testing.assert_allclose(royalty_checks.composition(images, game, k=1), [0.5, 0.25])
+
+
 def test_cache_dir_env(tmp_path, monkeypatch):
     monkeypatch.setenv("COPYSTUDY_CACHE", str(tmp_path / "c"))
     assert model_cache.cache_dir() == tmp_path / "c" and (tmp_path / "c").is_dir()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -267,17 +266,8 @@ class CoalitionGame:
 
     def for_each_coalition(self, fn, desc: str = "coalitions"):
         """fn(mask, model) for every coalition mask 0..2**n-1 (bit i = owner i); returns the results.
-
-        Each coalition is one task (`copystudy.parallel.map_tasks`): here in turn, or on a Dask
-        cluster's workers, which load the base from the model cache (it is obtained here first, so
-        no two workers train it). Models are dropped after use."""
-        from copystudy import parallel
-
-        self.base_model()
-        results = parallel.map_tasks(partial(_coalition_task, self, fn), range(2**self.n), desc=desc)
-        for _, entries in results:
-            self.log += entries
-        return [value for value, _ in results]
+        One game's round of `play`."""
+        return play([(self, fn)], desc)[0]
 
     def __getstate__(self):
         """Pickled for a worker without the models it holds: the worker loads the base from the
@@ -293,9 +283,32 @@ class CoalitionGame:
                 "finetune_seconds_total": float(np.sum(list(finetunes.values()))) if finetunes else 0.0}
 
 
-def _coalition_task(game: CoalitionGame, fn, mask: int):
+def play(rounds: list[tuple[CoalitionGame, object]], desc: str = "coalitions") -> list[list]:
+    """fn(mask, model) for every coalition of every (game, fn) round; one list of results per round.
+
+    Every (round, coalition) is one task of a single stage (`copystudy.parallel.map_tasks`): here in
+    turn, or on a Dask cluster's workers, which load each base from the model cache (bases are obtained
+    here first, so no two workers train one). Models are dropped after use; each game's log gets the
+    entries of its own coalitions, in order."""
+    from copystudy import parallel
+
+    for game, _ in rounds:
+        game.base_model()
+    items = [(game, fn, mask) for game, fn in rounds for mask in range(2**game.n)]
+    results = parallel.map_tasks(_coalition_task, items, desc=desc)
+    out, k = [], 0
+    for game, _ in rounds:
+        chunk, k = results[k: k + 2**game.n], k + 2**game.n
+        for _, entries in chunk:
+            game.log += entries
+        out.append([value for value, _ in chunk])
+    return out
+
+
+def _coalition_task(item):
     """One coalition: its model (trained or loaded) and fn(mask, model); returns the value and the
     game's log entries the model added (taken out of `game.log`, which the caller extends in order)."""
+    game, fn, mask = item
     start = len(game.log)
     value = fn(mask, game.model([i for i in range(game.n) if mask >> i & 1]))
     entries = game.log[start:]
@@ -352,3 +365,17 @@ def split_game(game: CoalitionGame, owner: int, seed: int = 0) -> CoalitionGame:
             new_labels.append(game.work_labels[i] if half is None else game.work_labels[i][half])
     return CoalitionGame(owners, new_works, new_labels, game.public_images, game.public_labels, game.num_classes,
                          game.model_config, game.pretrain, game.finetune, game.cache, loaded_base=game.loaded_base)
+
+
+def copycat_game(game: CoalitionGame, owner: int, noise: float = 0.03, seed: int = 0) -> CoalitionGame:
+    """A copy-cat joins: a new last owner whose works are near-duplicates of owner `owner`'s (each work
+    plus Gaussian pixel noise of standard deviation `noise`, clipped to [0, 1]) sold under the same prompt.
+    It adds no work of its own. Coalitions without it train on exactly the works they trained on before:
+    cache hits."""
+    works = game.works[owner]
+    rng = np.random.default_rng(seed)
+    copies = np.clip(works + rng.normal(0.0, noise, works.shape), 0.0, 1.0).astype(np.float32)
+    return CoalitionGame([*game.owners, f"{game.owners[owner]}-copycat"], [*game.works, copies],
+                         [*game.work_labels, game.work_labels[owner].copy()], game.public_images, game.public_labels,
+                         game.num_classes, game.model_config, game.pretrain, game.finetune, game.cache,
+                         loaded_base=game.loaded_base)

@@ -41,3 +41,18 @@ def generate_outputs(game: CoalitionGame, samples_per_prompt: int, seed: int = 0
         outputs = full.sample(len(labels), labels, seed=seed, num_inference_steps=num_inference_steps,
                               guidance=guidance, null_label=game.null_id, progress_bar=False)
     return quantize(outputs), labels, owner
+
+
+def generate_unprompted(game: CoalitionGame, n: int, seed: int = 0, num_inference_steps=None):
+    """n samples of the full-coalition model with no prompt (the null id, or the empty text): what the
+    model makes of everything it learnt. Returns (outputs quantised to 8 bits, labels [n])."""
+    from copystudy.likelihood import quantize
+
+    full = game.model(range(game.n))
+    if game.pretrained:
+        labels = np.array([""] * n, dtype=object)
+        outputs = full.sample(n, labels, seed=seed, num_inference_steps=num_inference_steps or 50, guidance=1.0)
+    else:
+        labels = np.full(n, game.null_id, np.int64)
+        outputs = full.sample(n, labels, seed=seed, num_inference_steps=num_inference_steps, progress_bar=False)
+    return quantize(outputs), labels

@@ -76,14 +76,47 @@ def plot_shares(name: str, game, pay: dict):
     return fig
 
 
-def plot_shell(name: str, game, metrics: dict):
+def plot_seed_spread(shares: pd.DataFrame):
+    """The prompted owner's mean share per training seed (points) and the mean with its 95% interval
+    (bars), for each game and method, beside an even split."""
+    own = shares[shares.prompt == shares.owner]
+    per_seed = pd.concat([own.groupby(["dataset", "seed"])[col].mean().rename("share").reset_index().assign(method=title)
+                          for col, title in (("royalty_share", "Shapley royalty share"), ("loo_share", "leave-one-out"),
+                                             ("similarity_share", "similarity"))])
     fig, ax = plt.subplots(figsize=(9, 4))
-    frame = pd.DataFrame({"before (one owner)": list(metrics["shell_share_before_by_prompt"].values()),
-                          "after (two shells, summed)": list(metrics["shell_share_after_by_prompt"].values())},
-                         index=game.owners)
-    frame.plot.bar(ax=ax, rot=0)
-    ax.set(xlabel="prompt", ylabel=f"royalty share of {metrics['shell_owner']}",
-           title=f"{name}: {metrics['shell_owner']} split into two shell companies")
+    sns.barplot(data=per_seed, x="dataset", y="share", hue="method", errorbar=("ci", 95), alpha=0.5, ax=ax)
+    sns.stripplot(data=per_seed, x="dataset", y="share", hue="method", dodge=True, legend=False, color="black", ax=ax)
+    for i, (name, sel) in enumerate(shares.groupby("dataset", sort=False)):
+        ax.hlines(1 / sel.owner.nunique(), i - 0.4, i + 0.4, color="gray", ls=":")
+    ax.set(ylabel="mean share of the prompted owner", ylim=(0, 1),
+           title="Prompted owner's share per training seed (dots), mean and 95% interval (bars); dotted: even split")
+    return fig
+
+
+def plot_checks(rows: pd.DataFrame, unprompted: pd.DataFrame):
+    """(a) the two shells' summed share against the owner's before the split; (b) the original's and the
+    copy-cat's shares; (c) shares of unprompted outputs against what they are made of. Dots are seeds."""
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
+    shell = rows[(rows.variant == "shell") & (rows.role == "shell")].groupby(["method", "seed"]).agg(
+        after=("share", "sum"), before=("owner_share_before", "first")).reset_index().melt(
+        ["method", "seed"], ["before", "after"], var_name="when", value_name="share")
+    sns.barplot(data=shell, x="method", y="share", hue="when", errorbar=("ci", 95), alpha=0.6, ax=axes[0])
+    axes[0].set(title="(a) split into two shells: owner's pay before, shells' summed pay after", ylim=(0, 1),
+                xlabel="")
+    copy = rows[(rows.variant == "copycat") & (rows.role != "other")]
+    sns.barplot(data=copy, x="method", y="share", hue="role", errorbar=("ci", 95), alpha=0.6, ax=axes[1])
+    axes[1].set(title="(b) a copy-cat joins: pay of the original and the copy", ylim=(0, 1), xlabel="")
+    if not unprompted.empty:
+        target = unprompted[unprompted.method == "similarity"].assign(method="what the outputs are made of",
+                                                                      share=lambda d: d.composition)
+        frame = pd.concat([unprompted, target])
+        frame = frame[frame.dataset == frame.dataset.iloc[0]]
+        sns.barplot(data=frame, x="owner", y="share", hue="method", errorbar=("ci", 95), ax=axes[2])
+        axes[2].set(title=f"(c) unprompted outputs ({frame.dataset.iloc[0]}): who is paid", xlabel="")
+        axes[2].legend(fontsize=7)
+    for ax in axes[:2]:
+        ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
     return fig
 
 

@@ -11,13 +11,15 @@ the notebook prints. Figures are in `royalty_figures`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
-from copystudy import coalition_game, coalition_utility, royalty, shapley
+from copystudy import coalition_game, coalition_utility, intervals, parallel, royalty, shapley
 from copystudy.data import digits, image_folder
 from copystudy.glyphs import glyph_owners as render_glyph_owners
 
@@ -83,7 +85,103 @@ def describe(name: str, game) -> str:
 class Outputs:
     images: np.ndarray  # [N, C, H, W], quantised to 8 bits
     labels: np.ndarray  # the prompt each was generated from
-    prompt_owner: np.ndarray  # the index of the owner the prompt names
+    prompt_owner: np.ndarray  # the index of the owner the prompt names; -1: no prompt
+    generator_seed: int | None = None  # the fine-tune seed of the full-coalition model that made them
+
+
+REPLICATE_OFFSET = 10_000  # the generator of training seed s's outputs is fine-tuned with seed s + this
+
+
+def training_seeds(seed: int, n_seeds: int) -> list[int]:
+    """The fine-tune seeds of the coalition models: seed, seed + 1, ..."""
+    return [seed + i for i in range(n_seeds)]
+
+
+def with_finetune_seed(game, seed: int):
+    """The same game (same owners, works and base) whose fine-tunes use another seed."""
+    return dataclasses.replace(game, finetune=dataclasses.replace(game.finetune, seed=seed), log=[])
+
+
+def replicates(games: dict, seeds: list[int]) -> dict[int, dict]:
+    """Every game once per training seed. The base is shared: it is pre-trained once, as the paper's
+    Stable Diffusion is one fixed model, and only the coalitions' fine-tunes vary with the seed."""
+    return {s: {name: with_finetune_seed(game, s) for name, game in games.items()} for s in seeds}
+
+
+def _obtain_base(game) -> None:
+    game.base_model()
+
+
+def obtain_bases(games: dict) -> None:
+    """Pre-train (or load) every game's base, one task each, so that two bases train side by side."""
+    parallel.map_tasks(_obtain_base, list(games.values()), desc="base models")
+
+
+def _replicate_outputs(item) -> Outputs:
+    game, seed, samples_per_prompt, null_samples, sample_steps, guidance = item
+    images, labels, owner = coalition_utility.generate_outputs(game, samples_per_prompt, seed=seed,
+                                                               num_inference_steps=sample_steps, guidance=guidance)
+    if null_samples:
+        free, free_labels = coalition_utility.generate_unprompted(game, null_samples, seed=seed,
+                                                                  num_inference_steps=sample_steps)
+        images, labels = np.concatenate([images, free]), np.concatenate([labels, free_labels])
+        owner = np.concatenate([owner, np.full(null_samples, -1)])
+    return Outputs(images, labels, owner, game.finetune.seed)
+
+
+def generate_replicates(seeded: dict, samples_per_prompt: int, null_samples: int, sample_steps, guidance: float):
+    """{seed: {game: Outputs}}. The outputs scored by seed s's coalition models come from an independent
+    replicate: a full-coalition model fine-tuned with seed s + REPLICATE_OFFSET, which no scored
+    coalition model is. Each prompt gets `samples_per_prompt` outputs, and `null_samples` more have no
+    prompt at all. One task per (seed, game)."""
+    items = [(with_finetune_seed(game, s + REPLICATE_OFFSET), s, samples_per_prompt, null_samples, sample_steps,
+              guidance) for s, games in seeded.items() for game in games.values()]
+    results = iter(parallel.map_tasks(_replicate_outputs, items, desc="outputs of independent replicates"))
+    return {s: {name: next(results) for name in games} for s, games in seeded.items()}
+
+
+def independent(seeded: dict, outputs: dict) -> bool:
+    """No output is scored by a set of models that includes the model that generated it."""
+    return all(out.generator_seed is not None and out.generator_seed not in seeded
+               and out.generator_seed != seeded[s][name].finetune.seed
+               for s, by_game in outputs.items() for name, out in by_game.items())
+
+
+def _bound_terms(images, labels, plan, batch_size, mask, model):
+    from copystudy.likelihood import vlb_terms
+
+    return vlb_terms(model, images, labels, plan, batch_size=batch_size)
+
+
+def utilities_by_seed(rounds: dict, outputs: dict, n_strata: int, n_decoder: int, batch_size: int,
+                      desc: str = "coalition likelihoods") -> dict:
+    """rounds {key: game}, outputs {key: Outputs} -> {key: VLBTerms [2**n, n_outputs]}: every coalition
+    of every game scores its outputs, all in one stage of tasks; one noise plan per game, shared by its
+    coalitions (common random numbers)."""
+    from copystudy.likelihood import VLBTerms
+
+    plays = []
+    for key, game in rounds.items():
+        out = outputs[key]
+        plan = game.noise_plan(len(out.images), n_strata, n_decoder, seed=game.finetune.seed + 1)
+        plays.append((game, partial(_bound_terms, out.images, out.labels, plan, batch_size)))
+    results = coalition_game.play(plays, desc=desc)
+    return {key: VLBTerms.stack(terms) for key, terms in zip(rounds, results)}
+
+
+def score(seeded: dict, outputs: dict, n_strata: int, n_decoder: int, batch_size: int) -> dict:
+    """{seed: {game: VLBTerms [2**n, n_outputs]}}: every seed's coalitions score that seed's outputs."""
+    rounds = {(s, name): game for s, games in seeded.items() for name, game in games.items()}
+    terms = utilities_by_seed(rounds, {(s, name): outputs[s][name] for s, name in rounds}, n_strata, n_decoder,
+                              batch_size)
+    return {s: {name: terms[(s, name)] for name in games} for s, games in seeded.items()}
+
+
+def noise_table(seeded: dict, terms: dict, outputs: dict) -> pd.DataFrame:
+    """`utility_noise` per (seed, game) on the prompted outputs, one row each."""
+    return pd.DataFrame([{"seed": s, **utility_noise(name, game, terms[s][name][:, keep], outputs[s][name])}
+                         for s, games in seeded.items() for name, game in games.items()
+                         for keep in [outputs[s][name].prompt_owner >= 0]])
 
 
 def generate(games: dict, samples_per_prompt: int, sample_steps, guidance: float, seed: int = 0):
@@ -132,44 +230,58 @@ def payouts(name: str, game, terms, outputs: Outputs, similarity_k: int):
     return pay, pd.DataFrame(rows)
 
 
-def payout_metrics(name: str, game, pay: dict) -> dict:
-    m = {f"{name}_{prefix}{metric}": value for prefix, key, _ in METHODS
-         for metric, value in royalty.prompted_owner_metrics(pay[key]).items()}
-    m[f"{name}_share_matrix"] = {game.owners[p]: dict(zip(game.owners, map(float, pay["shares"][p])))
-                                 for p in range(game.n)}
+def seed_payouts(name: str, seeded: dict, terms: dict, outputs: dict, similarity_k: int):
+    """`payouts` for every training seed: ({seed: pay}, one table with a seed column)."""
+    pays, tables = {}, []
+    for s, games in seeded.items():
+        pays[s], table = payouts(name, games[name], terms[s][name], outputs[s][name], similarity_k)
+        tables.append(table.assign(seed=s))
+    return pays, pd.concat(tables, ignore_index=True)
+
+
+def mean_pay(pays: dict) -> dict:
+    """Each payout array averaged over seeds (for the heat maps)."""
+    return {key: np.mean([pay[key] for pay in pays.values()], axis=0) for key in next(iter(pays.values()))}
+
+
+def seed_metrics(name: str, game, pays: dict) -> dict:
+    """Over training seeds: the prompted owner's top-share rate (Wilson interval over prompts x seeds) and
+    mean share (t interval over seeds), for each method; the mean share matrix; and the prompted owner's
+    Shapley value in bits, with its spread over seeds beside the Monte Carlo error of one seed's bound."""
+    seeds, m = list(pays), {}
+    for prefix, key, _ in METHODS:
+        per = [royalty.prompted_owner_metrics(pays[s][key]) for s in seeds]
+        wins = int(round(sum(p["prompted_owner_top_share_rate"] * game.n for p in per)))
+        rate, lo, hi = intervals.wilson(wins, game.n * len(seeds))
+        m[f"{name}_{prefix}prompted_owner_top_share_rate"], m[f"{name}_{prefix}prompted_owner_top_share_rate_ci"] = \
+            rate, [lo, hi]
+        mean, lo, hi = intervals.mean_ci([p["mean_prompted_share"] for p in per])
+        m[f"{name}_{prefix}mean_prompted_share"], m[f"{name}_{prefix}mean_prompted_share_ci"] = mean, [lo, hi]
+    shares = mean_pay(pays)["shares"]
+    m[f"{name}_share_matrix"] = {game.owners[p]: dict(zip(game.owners, map(float, shares[p]))) for p in range(game.n)}
+    own = np.array([np.diag(pays[s]["shapley"]) for s in seeds])  # [seeds, prompts]
+    mean, lo, hi = intervals.mean_ci(own.mean(1))
+    m[f"{name}_prompted_shapley_bits"], m[f"{name}_prompted_shapley_bits_ci"] = mean, [lo, hi]
+    m[f"{name}_prompted_shapley_mc_se_bits"] = float(np.median([np.diag(pays[s]["shapley_se"]) for s in seeds]))
+    m[f"{name}_prompted_shapley_seed_sd_bits"] = float(np.median(own.std(0, ddof=1))) if len(seeds) > 1 else 0.0
     m[f"{name}_n_owners"] = game.n
     return m
 
 
 def summary_table(metrics: dict, games: dict) -> pd.DataFrame:
-    return pd.DataFrame([{"dataset": name, "method": title,
-                          "top_share_rate": metrics[f"{name}_{prefix}prompted_owner_top_share_rate"],
-                          "mean_prompted_share": metrics[f"{name}_{prefix}mean_prompted_share"],
-                          "uniform_share": 1 / game.n}
-                         for name, game in games.items() for prefix, _, title in METHODS])
+    """One row per (game, method): top-share rate and mean prompted share with their 95% intervals."""
+    rows = []
+    for name, game in games.items():
+        for prefix, _, title in METHODS:
+            rate, share = f"{name}_{prefix}prompted_owner_top_share_rate", f"{name}_{prefix}mean_prompted_share"
+            rows.append({"dataset": name, "method": title, "top_share_rate": metrics[rate],
+                         "top_share_rate_ci": _fmt(metrics[f"{rate}_ci"]), "mean_prompted_share": metrics[share],
+                         "mean_prompted_share_ci": _fmt(metrics[f"{share}_ci"]), "uniform_share": 1 / game.n})
+    return pd.DataFrame(rows)
 
 
-def shell_companies(name: str, game, pay: dict, outputs: Outputs, owner: int, n_strata: int, n_decoder: int, batch_size: int,
-                    seed: int = 0):
-    """Owner `owner` split into two shells; the same outputs paid again. Returns (table, metrics, the split game)."""
-    if not 0 <= owner < game.n:
-        raise ValueError(f"shell_owner must be an owner index 0..{game.n - 1}, got {owner}")
-    split = coalition_game.split_game(game, owner, seed=seed)
-    terms = utilities(split, outputs, n_strata, n_decoder, batch_size, seed)
-    after = royalty.prompt_payouts(terms.log_likelihood_bits(), outputs.prompt_owner, game.n)["shares"]
-    shells = [owner, owner + 1]
-    rows = [{"prompt": game.owners[p], "owner after split": o,
-             "share before split": pay["shares"][p, owner if j in shells else (j if j < owner else j - 1)],
-             "share after split": after[p, j]}
-            for p in range(game.n) for j, o in enumerate(split.owners)]
-    before_own, after_own = pay["shares"][:, owner], after[:, shells].sum(1)
-    others = np.abs(np.delete(after, shells, axis=1) - np.delete(pay["shares"], owner, axis=1)).mean()
-    m = {"shell_dataset": name, "shell_owner": game.owners[owner],
-         "shell_share_before_by_prompt": dict(zip(game.owners, map(float, before_own))),
-         "shell_share_after_by_prompt": dict(zip(game.owners, map(float, after_own))),
-         "shell_own_prompt_share_before": float(before_own[owner]),
-         "shell_own_prompt_share_after": float(after_own[owner]), "shell_mean_abs_share_change_others": float(others)}
-    return pd.DataFrame(rows), m, split
+def _fmt(ci) -> str:
+    return f"[{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
 def estimator_errors(name: str, game, terms, outputs: Outputs, budgets: list[int], repeats: int, seed: int = 0):
@@ -203,50 +315,39 @@ def estimator_metrics(summary: pd.DataFrame) -> dict:
 
 
 def verdicts(metrics: dict, games: dict, pays: dict) -> list[str]:
-    """Does the prompted owner get the largest share, and do the baselines too? One sentence each."""
+    """Does the prompted owner get the largest share, and do the baselines too? One sentence each, with
+    95% intervals over seeds (pays: {game: {seed: pay}})."""
     out = []
     for name, game in games.items():
-        rate, mean_share, uniform = (metrics[f"{name}_prompted_owner_top_share_rate"],
-                                     metrics[f"{name}_mean_prompted_share"], 1 / game.n)
-        out.append(f"[{name}] the prompted owner gets the largest Shapley royalty share for {rate:.0%} of the {game.n} "
-                   f"prompts; its mean share is {mean_share:.2f} against {uniform:.2f} for an even split "
-                   f"(leave-one-out: {metrics[f'{name}_loo_prompted_owner_top_share_rate']:.0%}, "
-                   f"{metrics[f'{name}_loo_mean_prompted_share']:.2f}; similarity: "
-                   f"{metrics[f'{name}_similarity_prompted_owner_top_share_rate']:.0%}, "
-                   f"{metrics[f'{name}_similarity_mean_prompted_share']:.2f}).")
-        out.append("  -> the paper's claim holds here: the named owner is paid most, by a wide margin."
-                   if rate == 1.0 and mean_share > 2 * uniform else
-                   "  -> the claim mostly holds, with misses; see the heat map for the prompts that go wrong."
-                   if rate >= 0.6 else "  -> the claim does NOT hold at this scale.")
-        pay = pays[name]
+        def ci(key):
+            lo, hi = metrics[f"{name}_{key}_ci"]
+            return f"{metrics[f'{name}_{key}']:.2f} [{lo:.2f}, {hi:.2f}]"
+
+        n_seeds = len(pays[name])
+        out.append(f"[{name}] over {n_seeds} training seeds x {game.n} prompts, the prompted owner gets the largest "
+                   f"Shapley royalty share at a rate of {ci('prompted_owner_top_share_rate')}; its mean share is "
+                   f"{ci('mean_prompted_share')} against {1 / game.n:.2f} for an even split. Leave-one-out: "
+                   f"{ci('loo_prompted_owner_top_share_rate')}, {ci('loo_mean_prompted_share')}; similarity: "
+                   f"{ci('similarity_prompted_owner_top_share_rate')}, {ci('similarity_mean_prompted_share')}.")
+        srs, sim = metrics[f"{name}_mean_prompted_share_ci"], metrics[f"{name}_similarity_mean_prompted_share_ci"]
+        lo = metrics[f"{name}_prompted_owner_top_share_rate_ci"][0]
+        sim_lo = metrics[f"{name}_similarity_prompted_owner_top_share_rate_ci"][0]
+        out.append(("  -> the paper's claim holds here: the named owner is paid most, and the rate's interval is "
+                    "above 1/2" if lo > 0.5 else "  -> the claim is not established at this scale: the top-share "
+                    "rate's interval reaches below 1/2")
+                   + ("; but the model-free similarity baseline names the owner too, so this test alone cannot tell "
+                      "the methods apart (" if sim_lo > 0.5 else "; the similarity baseline's rate reaches below 1/2 (")
+                   + intervals.compare("Shapley's mean prompted share", srs, "similarity's", sim) + ").")
+        mean_pay_ = mean_pay(pays[name])
         for p in range(game.n):
-            winner = int(pay["shares"][p].argmax())
-            if winner == p:
-                continue
-            phi, se = pay["shapley"][p], pay["shapley_se"][p].max()
-            out.append(f"  miss: prompt {game.owners[p]} pays {game.owners[winner]} most (Shapley values "
-                       f"{np.round(phi, 1)} bits, standard error up to {se:.1f} bits): "
-                       + ("the gap is within Monte Carlo noise." if np.sort(phi)[-1] - phi[p] < 2 * se else
-                          "the gap is larger than the Monte Carlo noise: the model of a coalition with that owner "
-                          "really explains the outputs better."))
-        out.append(f"  common random numbers: the median standard error of one utility is "
-                   f"{metrics[f'{name}_median_se_utility_bits']:.1f} bits, of the difference full - base "
-                   f"{metrics[f'{name}_median_se_full_minus_base_bits']:.1f} bits (independent draws would give "
-                   f"{metrics[f'{name}_median_se_if_independent_bits']:.1f}).")
-    if "shell_own_prompt_share_before" in metrics:
-        b, a = metrics["shell_own_prompt_share_before"], metrics["shell_own_prompt_share_after"]
-        out.append(f"[shell companies] splitting {metrics['shell_owner']} into two owners moves its (summed) share of its "
-                   f"own prompt from {b:.2f} to {a:.2f} ({'up' if a > b else 'down'} {abs(a - b):.2f}); the other "
-                   f"owners' shares change by {metrics['shell_mean_abs_share_change_others']:.3f} on average. "
-                   + ("A split pays: Shapley values are not robust to how owners are grouped." if a > b + 0.02 else
-                      "A split costs the owner: the halves substitute for each other, so each one's marginal "
-                      "contribution shrinks." if a < b - 0.02 else "At this scale the split barely moves the shares."))
-    for name, game in games.items():
-        err = metrics.get(f"{name}_estimator_share_l1_error_permutation_antithetic", {})
-        kern = metrics.get(f"{name}_estimator_share_l1_error_kernelshap", {})
-        if err and kern:
-            below = [int(k) for k in err if int(k) < 2 ** game.n]
-            b = str(max(below) if below else max(map(int, err)))
-            out.append(f"[estimators, {name}] at a budget of {b} evaluations (2^n = {2 ** game.n}) the L1 share error "
-                       f"is {err[b]:.3f} for antithetic permutation sampling and {kern[b]:.3f} for paired KernelSHAP.")
+            winner = int(mean_pay_["shares"][p].argmax())
+            if winner != p:
+                out.append(f"  miss (mean over seeds): prompt {game.owners[p]} pays {game.owners[winner]} most "
+                           f"({mean_pay_['shares'][p, winner]:.2f} against {mean_pay_['shares'][p, p]:.2f}).")
+        out.append(f"  noise: the prompted owner's Shapley value is {ci('prompted_shapley_bits')} bits; it varies by "
+                   f"{metrics[f'{name}_prompted_shapley_seed_sd_bits']:.1f} bits (median standard deviation) between "
+                   f"training seeds, against a Monte Carlo standard error of "
+                   f"{metrics[f'{name}_prompted_shapley_mc_se_bits']:.1f} bits within one seed's bound "
+                   f"(common random numbers: one utility's error is {metrics[f'{name}_median_se_utility_bits']:.1f} "
+                   f"bits, a difference full - base {metrics[f'{name}_median_se_full_minus_base_bits']:.1f}).")
     return out
