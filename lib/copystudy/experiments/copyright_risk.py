@@ -56,6 +56,18 @@ def image_training_indices(fold: np.ndarray, j: int) -> np.ndarray:
     return np.flatnonzero(np.asarray(fold) != j)
 
 
+def copies_per_work(samples: np.ndarray, works: np.ndarray, seen: np.ndarray, heldout: np.ndarray, threshold: float,
+                    ratio: float) -> np.ndarray:
+    """How many of a model's samples are extracted copies of each work [len(works)], by the memorisation
+    notebook's criterion against the works the model trained on (`seen`): a sample's nearest seen work
+    within `threshold` and at most `ratio` x as far as the sample's nearest held-out image. Works the
+    model never saw get 0."""
+    matches = extraction.extraction_table(samples, works[seen], heldout, "l2", threshold, ratio)
+    copies = np.zeros(len(works), dtype=np.int64)
+    np.add.at(copies, np.asarray(seen)[matches.loc[matches["extracted"], "train_idx"].to_numpy(dtype=np.int64)], 1)
+    return copies
+
+
 def _fold_diffusion(works: np.ndarray, heldout: np.ndarray, fold: np.ndarray, spec: dict, steps: int, batch_size: int,
                     lr: float, n_samples: int, inference_steps: int, threshold: float, ratio: float, n_strata: int,
                     n_decoder: int, plan_seed: int, item: tuple[int, int]) -> dict:
@@ -75,9 +87,7 @@ def _fold_diffusion(works: np.ndarray, heldout: np.ndarray, fold: np.ndarray, sp
                           seed=plan_seed)
     terms = vlb_terms(net, works, None, plan)
     d = distances.pairwise_distances(works, samples, "l2")
-    matches = extraction.extraction_table(samples, works[seen], heldout, "l2", threshold, ratio)
-    copies = np.zeros(len(works), dtype=np.int64)
-    np.add.at(copies, seen[matches.loc[matches["extracted"], "train_idx"].to_numpy(dtype=np.int64)], 1)
+    copies = copies_per_work(samples, works, seen, heldout, threshold, ratio)
     return {"trained_on": seen.tolist(), "steps": len(losses), "n_params": net.n_params,
             "bits": terms.nll_bits(), "bits_se": terms.standard_error(), "closest_l2": d.min(1),
             "closest": samples[d.argmin(1)], "copies": copies}
@@ -404,6 +414,15 @@ def _document_facts(row, docs: pd.DataFrame) -> dict:
             "ppmd_rank": int((docs["ppmd_bpb"] < row["ppmd_bpb"]).sum()) + 1, "n_documents": len(docs)}
 
 
+def _spearman(x, y) -> float | None:
+    """Spearman's rho, or None when either variable is constant (rho undefined)."""
+    from scipy.stats import spearmanr
+
+    if np.ptp(np.asarray(x, dtype=float)) == 0 or np.ptp(np.asarray(y, dtype=float)) == 0:
+        return None
+    return float(spearmanr(x, y).statistic)
+
+
 def image_seed_metrics(rows: pd.DataFrame, fidelity_cut: float, threshold: float) -> dict:
     """The image numbers of one seed (its rows of image_fold_table), before averaging over seeds."""
     from scipy.stats import spearmanr
@@ -436,7 +455,7 @@ def image_summary(images: WorkRisk, ratio: float, threshold: float, top_k: int) 
         "image_works_copied_by_all": int((t["near_copies"] == replicates).sum()),
         "image_works_copied_by_some": int(((t["near_copies"] > 0) & (t["near_copies"] < replicates)).sum()),
         "image_works_copied_by_none": int((t["near_copies"] == 0).sum()),
-        "image_copies_fidelity_rho": float(spearmanr(t["near_copies"], t["fidelity"]).statistic),
+        "image_copies_fidelity_rho": _spearman(t["near_copies"], t["fidelity"]),
         "image_info_fidelity_p": images.association["bound"]["p"],
         "image_pixel_fidelity_rho": images.association["pixel"]["rho"],
         "image_pixel_fidelity_p": images.association["pixel"]["p"],
@@ -488,7 +507,8 @@ def image_verdicts(m: dict, ratio: float, threshold: float) -> list[str]:
                f"real look-alike) is among the samples of all {r} models that saw the work for "
                f"{m['image_works_copied_by_all']} works, of some for {m['image_works_copied_by_some']}, of none for "
                f"{m['image_works_copied_by_none']}; Spearman of that count with fidelity "
-               f"{m['image_copies_fidelity_rho']:.2f}.")
+               + ("undefined (the same count for every work)." if m["image_copies_fidelity_rho"] is None else
+                  f"{m['image_copies_fidelity_rho']:.2f}."))
     if m["image_regions"].get(risk.REGIONS[(True, True)], 0) == 0:
         out.append("  -> No image work is both rich and reproduced at these cuts.")
     return out
