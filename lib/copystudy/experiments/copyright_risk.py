@@ -570,7 +570,7 @@ def verdicts(m: dict, ratio: float, threshold: float) -> list[str]:
 # ---- figures ----------------------------------------------------------------------------------------
 def plot_image_map(images: WorkRisk, ratio: float):
     """The risk map of the digit images: means over seeds, bars = 95% intervals over seeds, dashed lines =
-    the median information and fidelity 1 - ratio; colour = in how many of the models that saw the work
+    the median information and fidelity 1 - ratio (log information: the bound's bits have a long tail); colour = in how many of the models that saw the work
     an extracted copy appears among the samples."""
     import matplotlib.pyplot as plt
 
@@ -581,10 +581,10 @@ def plot_image_map(images: WorkRisk, ratio: float):
                 alpha=0.5, lw=0.8, zorder=1)
     order = sorted(t["copy_agreement"].unique(), key=lambda a: int(a.split()[0]))
     risk.plot_risk_map(ax, t, "info_bits", "fidelity", images.info_cut, 1 - ratio, hue="copy_agreement",
-                       hue_order=order, palette="viridis", s=40, zorder=2)
-    ax.set(xlabel="information content: bits under the variational bound of the model that never saw the work",
+                       hue_order=order, palette="viridis", logx=True, s=40, zorder=2)
+    ax.set(xlabel="information content: bits under the bound of the model that never saw the work (log scale)",
            ylabel="fidelity: 1 - d(closest sample) / d(closest real look-alike)", title="Copyright risk map: digit images")
-    ax.legend(fontsize=8, loc="center left", title="models with a copy")
+    ax.legend(fontsize=8, loc="best", title="models with a copy")
     return fig
 
 
