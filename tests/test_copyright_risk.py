@@ -101,7 +101,8 @@ def test_image_table_takes_information_from_the_model_that_never_saw_the_work():
     assert np.allclose(per_seed["fidelity"], fidelity[per_seed["work"]])
     assert np.allclose(per_seed["memorised_fraction"], 1 - 100 / per_seed["info_bits"])
     table = cr.image_mean_over_seeds(per_seed)
-    assert np.allclose(table["info_bits"], 310) and (table["info_bits_lo"] < 310).all() and (table["info_bits_hi"] > 310).all()
+    assert np.allclose(table["info_bits"], 310)
+    assert (table["info_bits_lo"] < 310).all() and (table["info_bits_hi"] > 310).all()
     assert (table["replicates"] == 6).all() and list(table["near_copies"]) == [0, 0, 0, 0, 0, 6]
     bad = dict(results)
     bad[1, int(fold[0])] = {**results[1, int(fold[0])], "trained_on": list(range(6))}
@@ -362,7 +363,8 @@ def test_copyright_risk_smoke_run(run_notebook):
     assert (metrics["image_works_copied_by_all"] + metrics["image_works_copied_by_some"]
             + metrics["image_works_copied_by_none"]) == 16
     keys = _ci_keys_are_sane(metrics)
-    assert {"image_info_bits_mean", "image_fidelity_mean", "image_works_reproduced", "image_info_fidelity_rho"} <= set(keys)
+    assert {"image_info_bits_mean", "image_fidelity_mean", "image_works_reproduced",
+            "image_info_fidelity_rho"} <= set(keys)
     assert {"canary_info_bits_mean", "document_fidelity_mean", "text_info_fidelity_rho", "canary_fidelity_by_dup",
             "canary_extractable_by_dup"} <= set(keys)
     assert metrics["canary_info_bits_mean"] > 0

@@ -45,8 +45,8 @@ def _description_length_rules(v: dict) -> str | None:
 
 def _copyright_risk_rules(v: dict) -> str | None:
     if v["n_train"] < v["image_folds"]:
-        return (f"n_train={v['n_train']} works cannot fill image_folds={v['image_folds']} folds: every fold needs a work "
-                "(every model trains on every fold but one)")
+        return (f"n_train={v['n_train']} works cannot fill image_folds={v['image_folds']} folds: every fold needs "
+                "a work (every model trains on every fold but one)")
     steps = v["model"].get("num_train_timesteps", 1000)
     if v["n_strata"] > steps - 1:
         return (f"n_strata={v['n_strata']} exceeds the {steps - 1} timesteps 1..T-1 of the diffusion model "

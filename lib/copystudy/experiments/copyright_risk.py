@@ -81,7 +81,8 @@ def _fold_diffusion(works: np.ndarray, heldout: np.ndarray, fold: np.ndarray, sp
     s, j = item
     seen = image_training_indices(fold, j)
     net = models.build(spec, image_size=works.shape[-1], channels=works.shape[1], seed=s)
-    losses = net.fit(works[seen], steps, batch_size=batch_size, lr=lr, seed=s, desc=f"diffusion seed {s} without fold {j}")
+    losses = net.fit(works[seen], steps, batch_size=batch_size, lr=lr, seed=s,
+                     desc=f"diffusion seed {s} without fold {j}")
     samples = net.sample(n_samples, seed=s, num_inference_steps=inference_steps, progress_bar=False)
     plan = NoisePlan.make(len(works), net.image_shape, net.scheduler.config.num_train_timesteps, n_strata, n_decoder,
                           seed=plan_seed)
@@ -501,8 +502,8 @@ def image_verdicts(m: dict, ratio: float, threshold: float) -> list[str]:
                f"{m['image_pixel_fidelity_rho']:.2f}, permutation p = {p:.4f}"
                + (" (an association beyond chance at the 5% level)." if p < 0.05 else
                   " (no evidence at the 5% level)."))
-    out.append(f"  the models that saw a work code it in {_ci(m, 'image_memorised_fraction_mean')} fewer of its "
-               f"bits than the one that did not (memorised fraction, from the bound).")
+    out.append(f"  the models that saw a work save {_ci(m, 'image_memorised_fraction_mean')} of the bits the one "
+               f"that never saw it pays (memorised fraction, from the bound; mean over works).")
     out.append(f"  an extracted copy (within {threshold:g} RMS and at most {ratio:g} x as far as the sample's closest "
                f"real look-alike) is among the samples of all {r} models that saw the work for "
                f"{m['image_works_copied_by_all']} works, of some for {m['image_works_copied_by_some']}, of none for "
@@ -570,20 +571,23 @@ def verdicts(m: dict, ratio: float, threshold: float) -> list[str]:
 # ---- figures ----------------------------------------------------------------------------------------
 def plot_image_map(images: WorkRisk, ratio: float):
     """The risk map of the digit images: means over seeds, bars = 95% intervals over seeds, dashed lines =
-    the median information and fidelity 1 - ratio (log information: the bound's bits have a long tail); colour = in how many of the models that saw the work
-    an extracted copy appears among the samples."""
+    the median information and fidelity 1 - ratio (log information: the bound's bits have a long tail);
+    colour = in how many of the models that saw the work an extracted copy appears among the samples. An
+    information interval reaching below 1 bit is drawn to 1 bit (the log axis has no 0)."""
     import matplotlib.pyplot as plt
 
     t = images.table
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    ax.errorbar(t["info_bits"], t["fidelity"], xerr=[t["info_bits"] - t["info_bits_lo"], t["info_bits_hi"] - t["info_bits"]],
+    ax.errorbar(t["info_bits"], t["fidelity"],
+                xerr=[t["info_bits"] - t["info_bits_lo"].clip(lower=1.0), t["info_bits_hi"] - t["info_bits"]],
                 yerr=[t["fidelity"] - t["fidelity_lo"], t["fidelity_hi"] - t["fidelity"]], fmt="none", ecolor="gray",
                 alpha=0.5, lw=0.8, zorder=1)
     order = sorted(t["copy_agreement"].unique(), key=lambda a: int(a.split()[0]))
     risk.plot_risk_map(ax, t, "info_bits", "fidelity", images.info_cut, 1 - ratio, hue="copy_agreement",
                        hue_order=order, palette="viridis", logx=True, s=40, zorder=2)
     ax.set(xlabel="information content: bits under the bound of the model that never saw the work (log scale)",
-           ylabel="fidelity: 1 - d(closest sample) / d(closest real look-alike)", title="Copyright risk map: digit images")
+           ylabel="fidelity: 1 - d(closest sample) / d(closest real look-alike)",
+           title="Copyright risk map: digit images")
     ax.legend(fontsize=8, loc="best", title="models with a copy")
     return fig
 
