@@ -375,3 +375,15 @@ def test_copyright_risk_smoke_run(run_notebook):
         assert (out / "figures" / f"{name}.png").is_file()
     for name in ("image_works_ranked", "image_works_by_seed", "text_works_ranked", "text_works_by_seed"):
         assert (out / "tables" / f"{name}.md").is_file()
+
+
+def test_parameter_rules_of_the_image_design():
+    from copystudy.param_rules import check_rules
+    from copystudy.params import ParameterError
+
+    ok = {"n_train": 63, "image_folds": 3, "n_strata": 64, "model": {"family": "diffusion"}}
+    check_rules("copyright_risk", ok)
+    with pytest.raises(ParameterError, match="cannot fill image_folds=3 folds"):
+        check_rules("copyright_risk", {**ok, "n_train": 2})
+    with pytest.raises(ParameterError, match="n_strata=64 exceeds the 49 timesteps"):
+        check_rules("copyright_risk", {**ok, "model": {"family": "diffusion", "num_train_timesteps": 50}})
