@@ -36,6 +36,153 @@ def test_regions_and_ranking():
     assert ranked["work"].tolist() == ["a", "b", "c", "d"]
 
 
+# ---- images: the k-fold design ---------------------------------------------------------------------
+def test_image_folds_are_equal_and_each_model_trains_on_every_fold_but_its_own():
+    from copystudy.experiments.copyright_risk import image_folds, image_training_indices
+
+    fold = image_folds(63, 3, seed=0)
+    assert sorted(np.bincount(fold)) == [21, 21, 21]
+    assert sorted(np.bincount(image_folds(64, 3, seed=1))) == [21, 21, 22]  # sizes differ by at most one
+    assert not np.array_equal(fold, image_folds(63, 3, seed=1))  # seeded
+    for j in range(3):
+        seen = image_training_indices(fold, j)
+        assert len(seen) == 42 and set(seen) == set(np.flatnonzero(fold != j))
+    with pytest.raises(ValueError, match="at least 3 works"):
+        image_folds(2, 3)
+
+
+def _images(n, seed):
+    return np.random.default_rng(seed).random((n, 1, 8, 8)).astype(np.float32)
+
+
+def _fake_image_results(works, fold, seeds, heldout_l2, fidelity, info=lambda s, w: 300.0 + 10 * s):
+    """Task results of every (seed, model) that a real run could give: the model that never saw work w pays
+    info(s, w) bits for it, the others 100; each seen model's closest sample to w is at (1 - fidelity[w])
+    x w's distance to its closest held-out image; a seen model copies w when its fidelity is >= 0.9."""
+    k, n = int(fold.max()) + 1, len(works)
+    out = {}
+    for s in seeds:
+        for m in range(k):
+            seen = np.flatnonzero(fold != m)
+            out[s, m] = {"trained_on": seen.tolist(), "steps": 5, "n_params": 1,
+                         "bits": np.array([info(s, w) if fold[w] == m else 100.0 for w in range(n)]),
+                         "bits_se": np.ones(n), "closest_l2": (1 - np.asarray(fidelity)) * heldout_l2,
+                         "closest": works.copy(),
+                         "copies": np.array([int(fold[w] != m and fidelity[w] >= 0.9) for w in range(n)])}
+    return out
+
+
+def _fake_image_map():
+    from copystudy import distances
+    from copystudy.experiments import copyright_risk as cr
+
+    works, heldout = _images(9, 0), _images(30, 1)
+    fold = cr.image_folds(9, 3, seed=0)
+    heldout_l2 = distances.nearest(works, heldout, "l2")[1]
+    fidelity = np.array([0.95, 0.9, 0.6, 0.6, 0.3, 0.2, 0.1, 0.0, 0.0])
+    results = _fake_image_results(works, fold, [0, 1, 2], heldout_l2, fidelity, info=lambda s, w: 300.0 + 10 * s + w)
+    return cr.image_map(works, heldout, fold, results, [0, 1, 2], ratio=0.5, levels=17, context_bins=4)
+
+
+def test_image_table_takes_information_from_the_model_that_never_saw_the_work():
+    """info_bits is the fold's model's (300 + 10 x seed here), seen_bits the others' (100); fidelity the
+    mean over the seen models; and a result that claims the reference trained on the work is refused."""
+    from copystudy import distances
+    from copystudy.experiments import copyright_risk as cr
+
+    works, heldout = _images(6, 0), _images(30, 1)
+    fold = cr.image_folds(6, 3, seed=0)
+    heldout_l2 = distances.nearest(works, heldout, "l2")[1]
+    fidelity = np.linspace(0.0, 0.9, 6)
+    results = _fake_image_results(works, fold, [0, 1, 2], heldout_l2, fidelity)
+    per_seed = cr.image_fold_table(fold, results, [0, 1, 2], heldout_l2)
+    assert len(per_seed) == 18 and (per_seed["n_seen"] == 2).all()
+    assert np.allclose(per_seed["info_bits"], 300 + 10 * per_seed["seed"]) and (per_seed["seen_bits"] == 100).all()
+    assert np.allclose(per_seed["fidelity"], fidelity[per_seed["work"]])
+    assert np.allclose(per_seed["memorised_fraction"], 1 - 100 / per_seed["info_bits"])
+    table = cr.image_mean_over_seeds(per_seed)
+    assert np.allclose(table["info_bits"], 310)
+    assert (table["info_bits_lo"] < 310).all() and (table["info_bits_hi"] > 310).all()
+    assert (table["replicates"] == 6).all() and list(table["near_copies"]) == [0, 0, 0, 0, 0, 6]
+    bad = dict(results)
+    bad[1, int(fold[0])] = {**results[1, int(fold[0])], "trained_on": list(range(6))}
+    with pytest.raises(ValueError, match="trained on it"):
+        cr.image_fold_table(fold, bad, [0, 1, 2], heldout_l2)
+
+
+def test_copy_agreement_is_not_a_function_of_the_plotted_fidelity():
+    """Two works with the same mean fidelity over the models that saw them (0.6) and different colours:
+    A has a sample at 0.4 x its look-alike distance in both models (over the 0.1 RMS threshold: no
+    copy); B is copied exactly by one model and missed (0.8 x) by the other."""
+    from copystudy import distances
+    from copystudy.experiments import copyright_risk as cr
+
+    rng = np.random.default_rng(0)
+    works, heldout = _images(4, 0), _images(40, 1)
+    fold = np.array([0, 0, 1, 2])  # A, B in fold 0: models 1 and 2 saw them
+    heldout_l2 = distances.nearest(works, heldout, "l2")[1]
+    assert 0.4 * heldout_l2[0] > 0.1  # the premise: A's closest samples are no copies
+
+    def at(w, frac):  # an image at RMS distance frac x heldout_l2[w] from work w
+        delta = rng.standard_normal(works[w].shape)
+        return works[w] + delta / np.sqrt(np.mean(delta**2)) * frac * heldout_l2[w]
+
+    samples = {1: np.stack([at(0, 0.4), at(1, 0.0)]), 2: np.stack([at(0, 0.4), at(1, 0.8)])}
+    results = {}
+    for m in range(3):
+        seen = cr.image_training_indices(fold, m)
+        s = samples.get(m, np.stack([at(0, 2.0), at(1, 2.0)]))
+        d = distances.pairwise_distances(works, s, "l2")
+        results[0, m] = {"trained_on": seen.tolist(), "bits": np.full(4, 50.0), "bits_se": np.ones(4),
+                         "closest_l2": d.min(1), "copies": cr.copies_per_work(s, works, seen, heldout, 0.1, 0.5)}
+    table = cr.image_fold_table(fold, results, [0], heldout_l2).set_index("work")
+    assert table.loc[0, "fidelity"] == pytest.approx(0.6) and table.loc[1, "fidelity"] == pytest.approx(0.6)
+    assert table.loc[0, "near_copies"] == 0 and table.loc[1, "near_copies"] == 1
+
+
+@pytest.fixture(scope="module")
+def tiny_image_risk():
+    from copystudy import data
+    from copystudy.experiments.copyright_risk import image_risk
+
+    pool, heldout, _ = data.image_split(None, 8, 40, 0)
+    spec = {"family": "diffusion", "block_channels": [8, 16], "layers_per_block": 1, "attention": False}
+    return pool[:8], image_risk(pool[:8], heldout, spec, 3, 8, 1e-3, 6, 2, 0.15, 0.5, 17, 4, k=3, seeds=[0, 1],
+                                n_strata=4, n_decoder=2, seed=0)
+
+
+def test_image_risk_trains_every_model_the_same_steps_and_scores_no_work_by_a_model_that_saw_it(tiny_image_risk):
+    works, images = tiny_image_risk
+    assert set(images.steps) == {(s, j) for s in (0, 1) for j in range(3)} and set(images.steps.values()) == {3}
+    per_seed = images.per_seed
+    assert len(per_seed) == 2 * len(works) and (per_seed["n_seen"] == 2).all()
+    # the bound of a work under a model that saw it vs one that did not: both are real numbers of the run
+    assert np.isfinite(per_seed[["info_bits", "seen_bits", "fidelity"]].to_numpy()).all()
+    assert images.info_cut == pytest.approx(float(images.table["info_bits"].median()))
+    assert images.samples.shape == works.shape
+    a = images.association["bound"]
+    assert 0 < a["p"] <= 1 and a["n"] == len(works)
+
+
+def test_image_summary_and_verdicts_from_known_scores():
+    from copystudy.experiments import copyright_risk as cr
+
+    images = _fake_image_map()
+    m = cr.image_summary(images, 0.5, 0.15, 3)
+    assert m["image_n_seeds"] == 3 and m["image_models"] == 9 and m["image_train_steps_per_model"] == 5
+    assert m["image_info_bits_mean"] == pytest.approx(314.0)  # 300 + mean(10 x seed) + mean(work index)
+    assert m["image_info_bits_mean_ci"] == pytest.approx([314.0 - 24.84, 314.0 + 24.84], abs=0.01)  # t(2) x 10/sqrt(3)
+    assert m["image_fidelity_mean"] == pytest.approx(np.mean([0.95, 0.9, 0.6, 0.6, 0.3, 0.2, 0.1, 0.0, 0.0]))
+    assert m["image_works_reproduced"] == 4 and m["image_works_copied_by_all"] == 2
+    assert m["image_works_copied_by_none"] == 7 and m["image_works_copied_by_some"] == 0
+    # information rises with the work index and fidelity falls: a perfect negative rank correlation but ties
+    assert m["image_info_fidelity_rho"] < -0.9 and m["image_info_fidelity_p"] < 0.05
+    said = "\n".join(cr.image_verdicts(m, 0.5, 0.15))
+    assert "3 seeds x 3 folds = 9 diffusion models, 5 training steps each" in said
+    assert "314 [289, 339] bits" in said and "an association beyond chance" in said
+    assert "all 6 models that saw the work for 2 works" in said
+
+
 # ---- text: the k-fold design ----------------------------------------------------------------------
 def _small_corpus(n_bytes=12_000):
     from copystudy import canaries, data
@@ -95,8 +242,6 @@ def test_fold_table_takes_information_from_the_reference_and_fidelity_from_the_o
 def test_summary_and_verdicts_from_known_scores():
     """Fake scores with a known answer: one document 60% memorised, the rest 10%; x1 canaries 10%,
     x8 canaries 90% and extracted by every seen model; the reference pays 20 + seed bits a secret."""
-    import pandas as pd
-
     from copystudy import canaries
     from copystudy.experiments import copyright_risk as cr
 
@@ -113,10 +258,8 @@ def test_summary_and_verdicts_from_known_scores():
                                 for i, c in enumerate(design.canaries)],
                 "report": {i: (design.canaries[i].dup == 8, 5.0) for i in seen}}
     text = cr.text_map(design, results, [0, 1, 2], info_cut=100.0, fidelity_cut=0.5)
-    images = pd.DataFrame({"work": range(4), "info_bits": [10.0, 20.0, 30.0, 40.0], "fidelity": [0.9, 0.6, 0.1, 0.0],
-                           "closest_sample_l2": [0.01, 0.1, 0.3, 0.4], "copies_among_samples": [3, 0, 0, 0]})
-    m = cr.summarize(cr.WorkRisk(images, images.assign(region="x"), 25.0), text, 0.5, 0.15, 2, 6, 0.5)
-    assert m["image_n_seeds"] == 1 and m["n_seeds"] == 3 and m["text_folds"] == 3
+    m = cr.summarize(_fake_image_map(), text, 0.5, 0.15, 2, 6, 0.5)
+    assert m["image_n_seeds"] == 3 and m["n_seeds"] == 3 and m["text_folds"] == 3
     assert m["canary_info_bits_mean"] == pytest.approx(21.0)
     assert m["canary_info_bits_mean_ci"][0] < 21.0 < m["canary_info_bits_mean_ci"][1]
     assert m["canary_info_bits_analytic"] == pytest.approx(canaries.analytic_bits(6))
@@ -213,8 +356,15 @@ def test_copyright_risk_smoke_run(run_notebook):
     out, metrics = run_notebook("copyright_risk")
     assert metrics["image_works"] == 16
     assert sum(metrics["image_regions"].values()) == 16
-    assert metrics["image_n_seeds"] == 1 and metrics["n_seeds"] == 3 and metrics["text_folds"] == 3
+    assert metrics["image_n_seeds"] == 3 and metrics["n_seeds"] == 3 and metrics["text_folds"] == 3
+    assert metrics["image_folds"] == 3 and metrics["image_models"] == 9 and metrics["image_replicates_per_work"] == 6
+    assert metrics["image_train_steps_per_model"] == 10  # smoke.yaml's train_steps, the same for every model
+    assert 0 < metrics["image_info_fidelity_p"] <= 1 and metrics["image_info_bits_mean"] > 0
+    assert (metrics["image_works_copied_by_all"] + metrics["image_works_copied_by_some"]
+            + metrics["image_works_copied_by_none"]) == 16
     keys = _ci_keys_are_sane(metrics)
+    assert {"image_info_bits_mean", "image_fidelity_mean", "image_works_reproduced",
+            "image_info_fidelity_rho"} <= set(keys)
     assert {"canary_info_bits_mean", "document_fidelity_mean", "text_info_fidelity_rho", "canary_fidelity_by_dup",
             "canary_extractable_by_dup"} <= set(keys)
     assert metrics["canary_info_bits_mean"] > 0
@@ -223,5 +373,17 @@ def test_copyright_risk_smoke_run(run_notebook):
     assert sum(metrics["text_regions"].values()) == metrics["text_works"]
     for name in ("risk_map_images", "risk_map_text", "riskiest_images"):
         assert (out / "figures" / f"{name}.png").is_file()
-    for name in ("image_works_ranked", "text_works_ranked", "text_works_by_seed"):
+    for name in ("image_works_ranked", "image_works_by_seed", "text_works_ranked", "text_works_by_seed"):
         assert (out / "tables" / f"{name}.md").is_file()
+
+
+def test_parameter_rules_of_the_image_design():
+    from copystudy.param_rules import check_rules
+    from copystudy.params import ParameterError
+
+    ok = {"n_train": 63, "image_folds": 3, "n_strata": 64, "model": {"family": "diffusion"}}
+    check_rules("copyright_risk", ok)
+    with pytest.raises(ParameterError, match="cannot fill image_folds=3 folds"):
+        check_rules("copyright_risk", {**ok, "n_train": 2})
+    with pytest.raises(ParameterError, match="n_strata=64 exceeds the 49 timesteps"):
+        check_rules("copyright_risk", {**ok, "model": {"family": "diffusion", "num_train_timesteps": 50}})

@@ -43,6 +43,17 @@ def _description_length_rules(v: dict) -> str | None:
     return None
 
 
+def _copyright_risk_rules(v: dict) -> str | None:
+    if v["n_train"] < v["image_folds"]:
+        return (f"n_train={v['n_train']} works cannot fill image_folds={v['image_folds']} folds: every fold needs "
+                "a work (every model trains on every fold but one)")
+    steps = v["model"].get("num_train_timesteps", 1000)
+    if v["n_strata"] > steps - 1:
+        return (f"n_strata={v['n_strata']} exceeds the {steps - 1} timesteps 1..T-1 of the diffusion model "
+                f"(model.num_train_timesteps={steps}); the bound's estimator needs n_strata <= T - 1")
+    return None
+
+
 def _model_rules(v: dict) -> str | None:
     """Every byte-level GPT-2 spec (a dict parameter, or a dict of them) has heads that divide its width."""
     specs = [(k, s) for k, s in v.items() if isinstance(s, dict)]
@@ -57,7 +68,8 @@ def _model_rules(v: dict) -> str | None:
     return None
 
 
-RULES = {"royalty_shares": _royalty_shares_rules, "description_length": _description_length_rules}
+RULES = {"royalty_shares": _royalty_shares_rules, "description_length": _description_length_rules,
+         "copyright_risk": _copyright_risk_rules}
 
 
 def check_rules(name: str, values: dict) -> None:
