@@ -398,7 +398,8 @@ def plot_ladder(ladder: Ladder, criterion: Criterion):
     axes[1].axhline(criterion.threshold, color="tab:red", ls="--", label=f"threshold {criterion.threshold}")
     axes[1].set(xlabel="training images N", ylabel=f"{criterion.distance} to nearest training image",
                 title="How close samples come to the training set")
-    axes[1].legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False, fontsize=8)
+    axes[1].legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False, fontsize=8,
+                   title="epochs", title_fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -433,7 +434,11 @@ def plot_canaries(cans: pd.DataFrame, sizes: pd.DataFrame, n_candidates: int, n_
             g = cans[cans["model"] == mo].sort_values("exposures")
             ax.errorbar(g["exposures"], g[col], yerr=[g[col] - g[f"{col}_low"], g[f"{col}_high"] - g[col]],
                         marker="o", capsize=3, color=colours[mo], label=mo)
-        ax.set(xscale="log", xlabel="exposures: copies x epochs (log scale)", ylabel=ylabel, title=title)
+        ax.set_xscale("log", base=2)
+        ticks = sorted(cans["exposures"].unique())
+        ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
+        ax.minorticks_off()
+        ax.set(xlabel="exposures: copies x epochs (log scale)", ylabel=ylabel, title=title)
     axes[0].axhline(math.log2(n_candidates + 1), color="gray", ls=":", label="log2 |R|")
     axes[1].axhline(math.log2(n_candidates + 1), color="gray", ls=":", label="log2 |R|")
     axes[1].axhline(n_digits * math.log2(10), color="black", ls="--", label="log2 of the format space (cap)")
