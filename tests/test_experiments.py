@@ -78,7 +78,7 @@ def _canary_report(exposure_by_model: dict, seeds=(0, 1, 2), dups=(1, 4), per_du
                 for i in range(per_dup):
                     e = min(by_dup[d] + s / 10, top)
                     rows.append({"model": model, "n_params": int(model[:-1]) * 1000, "seed": s, "dup": d,
-                                 "exposures": d * 20.0, "exposure": e, "exposure_skewnorm": e + 2,
+                                 "exposures": d * 20.0, "exposure": e, "exposure_skewnorm": by_dup[d] + s / 10 + 2,
                                  "extractable": e >= top, "rank": 1 if e >= top else 2, "bits": 1.0})
     return pd.DataFrame(rows)
 
@@ -126,6 +126,9 @@ def test_memorization_summary_holds_seeds_intervals_and_saturation():
     assert m["log2_R"] == 9.0 and m["log2_format_space"] == pytest.approx(19.93, abs=0.01)
     assert m["rank_exposure_saturates_at_exposures"] == {"8K": None, "121K": 80.0}
     assert m["skewnorm_exposure_reaches_cap_at_exposures"] == {"8K": None, "121K": None}
+    capped = _memorization_metrics({100: {8: 0.2}}, {"8K": {1: 1.0, 4: 3.0}, "121K": {1: 4.0, 4: 17.93}})
+    assert capped["skewnorm_exposure_reaches_cap_at_exposures"] == {"8K": None, "121K": 80.0}  # 17.93 + 2 = cap
+    assert "reaches its cap from 80 exposures" in "\n".join(memorization.verdicts(capped))
 
 
 def test_memorization_verdicts_follow_the_intervals():

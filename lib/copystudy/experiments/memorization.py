@@ -354,7 +354,9 @@ def verdicts(m: dict) -> list[str]:
                       f"skew-normal extrapolation reads {sk[mo][_dup_at(seen, sat)]:.1f} "
                       f"{_ci(sk_ci[mo][_dup_at(seen, sat)])} bits (cap {cap:.1f})."
                       if sat is not None else f"the rank exposure never saturates at log2|R| = {log2_r:.1f} bits "
-                      f"(skew-normal at {seen[d1]:.3g} exposures: {sk[mo][d1]:.1f} {_ci(sk_ci[mo][d1])} bits)."))
+                      f"(skew-normal at {seen[d1]:.3g} exposures: {sk[mo][d1]:.1f} {_ci(sk_ci[mo][d1])} bits).")
+                   + (f" The skew-normal estimate reaches its cap from {capped:.3g} exposures."
+                      if (capped := m["skewnorm_exposure_reaches_cap_at_exposures"][mo]) is not None else ""))
     small, large = models[0], models[-1]
     d0 = sorted(expo[small])[0]
     out.append(f"Model size at {seen[d0]:.3g} exposures: {small} {expo[small][d0]:.1f} {_ci(expo_ci[small][d0])}, "
