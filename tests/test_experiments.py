@@ -37,6 +37,8 @@ def test_memorization_schedule_gives_every_n_the_same_epochs():
     for e in (200, 800):
         assert max(done[e, n] for n in (8, 16, 50, 64, 128, 1497)) / min(done[e, n] for n in (8, 16, 50, 64, 128, 1497)) < 1.01
     assert memorization.schedule(1497, 21, 64)["steps"] == 492
+    table = memorization.schedule_table([8, 128], [10], 64)
+    assert table[["N", "batch", "steps", "epochs_done"]].values.tolist() == [[8, 8, 10, 10.0], [128, 64, 20, 10.0]]
     with pytest.raises(ValueError):
         memorization.schedule(0, 10, 64)
 

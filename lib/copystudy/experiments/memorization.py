@@ -66,6 +66,11 @@ def ladder_design(sizes: list[int], epoch_budgets: list[int], seeds: list[int], 
     return [{**schedule(n, e, batch_size), "seed": s} for e in epoch_budgets for n in sizes for s in seeds]
 
 
+def schedule_table(sizes: list[int], epoch_budgets: list[int], batch_size: int) -> pd.DataFrame:
+    """The schedule of every (budget, N), one row each (the same for every seed)."""
+    return pd.DataFrame([schedule(n, e, batch_size) for e in epoch_budgets for n in sizes])
+
+
 @dataclass
 class Ladder:
     """Extraction against N at each budget: `runs` one row per (budget, N, seed), `table` one row per
