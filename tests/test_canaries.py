@@ -81,3 +81,26 @@ def test_summarise_groups_by_dup():
                         "exposure_extrapolated": [1.0, 3.0, 9.0], "bits": [20.0, 10.0, 2.0]})
     s = C.summarise(rep).set_index("dup")
     assert s.loc[1, "extractable_fraction"] == 0.5 and s.loc[1, "exposure"] == 2.0 and s.loc[4, "n"] == 1
+
+
+def test_exposure_skewnorm_matches_the_closed_form_tail():
+    from scipy.stats import skewnorm
+
+    a, loc, scale = 4.0, 30.0, 4.0  # candidates' code lengths from a known skew-normal
+    candidates = skewnorm.rvs(a, loc=loc, scale=scale, size=5000, random_state=1)
+    for bits in (10, 14):  # canaries whose true tail probability is 2^-10 and 2^-14, beyond 5000 candidates' ranks
+        canary = skewnorm.ppf(2.0 ** -bits, a, loc, scale)
+        assert C.exposure_skewnorm(canary, candidates, 1e6) == pytest.approx(bits, abs=0.75)
+    assert (candidates <= canary).sum() <= 1  # at 2^-14 the rank among 5000 candidates cannot see the tail
+    # monotone: fewer bits for the canary, more exposure
+    got = [C.exposure_skewnorm(b, candidates, 1e6) for b in (35.0, 30.0, 28.0, 26.0)]
+    assert got == sorted(got) and got[0] < 1.0
+
+
+def test_exposure_skewnorm_caps_a_canary_far_below_every_candidate():
+    candidates = np.random.default_rng(0).normal(40.0, 3.0, 999)
+    assert C.exposure_skewnorm(-500.0, candidates, 1e6) == pytest.approx(math.log2(1e6))
+    assert C.exposure_skewnorm(-500.0, candidates) == math.inf  # uncapped
+    assert C.exposure_skewnorm(1000.0, candidates, 1e6) == pytest.approx(0.0, abs=1e-9)
+    assert C.exposure_skewnorm(1.0, np.full(50, 5.0), 1e6) == pytest.approx(math.log2(1e6))  # no spread to fit
+    assert C.exposure_skewnorm(9.0, np.full(50, 5.0), 1e6) == 0.0

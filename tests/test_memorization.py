@@ -93,13 +93,25 @@ def test_image_split_sizes_and_seed():
 
 def test_memorization_smoke_run(run_notebook):
     out, metrics = run_notebook("memorization")
-    assert set(metrics["extraction_rate_by_n"]) == {"4", "16"}
-    assert all(0 <= v <= 1 for v in metrics["extraction_rate_by_n"].values())
-    assert set(metrics["extractable_fraction_by_dup"]) == {"1", "4"}
-    assert all(0 <= v <= np.log2(32) + 1e-9 for v in metrics["exposure_by_dup"].values())
-    for name in ("extraction_rate_by_n", "nearest_training_pairs", "extraction_rate_by_steps", "canaries"):
+    assert metrics["n_seeds"] == 2 and metrics["epoch_budgets"] == [2, 4]
+    for e in ("2", "4"):
+        assert set(metrics["extraction_rate_by_n"][e]) == {"4", "16"}
+        for n, rate in metrics["extraction_rate_by_n"][e].items():
+            lo, hi = metrics["extraction_rate_by_n_ci"][e][n]
+            assert 0 <= lo <= rate <= hi <= 1
+        assert metrics["steps_by_n"][e] == {"4": int(e), "16": 2 * int(e)}  # batch 4 for N=4, 8 for N=16
+    assert set(metrics["heldout_control_rate_by_n_ci"]) == {"4", "16"}
+    assert metrics["log2_R"] == pytest.approx(5.0)
+    for model in metrics["lm_models"]:
+        assert set(metrics["exposure_by_dup"][model]) == {"1", "4"}
+        assert all(0 <= v <= 5.0 + 1e-9 for v in metrics["exposure_by_dup"][model].values())
+        assert all(0 <= v <= metrics["log2_format_space"] + 1e-9 for v in metrics["exposure_skewnorm_by_dup"][model].values())
+    e1, e4 = metrics["exposures_by_dup"]["1"], metrics["exposures_by_dup"]["4"]
+    assert e4 == pytest.approx(4 * e1) and e1 == pytest.approx(metrics["lm_epochs"])
+    for name in ("extraction_rate_by_n", "nearest_training_pairs", "canaries"):
         assert (out / "figures" / f"{name}.png").is_file()
-    assert (out / "tables" / "extraction_by_n.csv").is_file()
+    for name in ("extraction_by_n", "extraction_runs", "canaries", "canaries_by_exposures"):
+        assert (out / "tables" / f"{name}.csv").is_file()
 
 
 def test_image_split_from_a_folder_pools_owners(tmp_path):

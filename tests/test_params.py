@@ -132,6 +132,10 @@ def test_a_params_file_with_a_byte_order_mark_reads(tmp_path):
     ("description_length", ["model.n_head=3"], "model: n_embd=64 must be a multiple of n_head=3"),
     ("lm_compression", ["sweep_models={a: {n_layer: 1, n_head: 3, n_embd: 8}}"], "sweep_models.a: n_embd=8"),
     ("memorization", ["lm_sizes=[{n_layer: 1, n_head: 5, n_embd: 32}]"], "lm_sizes\\[0\\]: n_embd=32"),
+    ("memorization", ["lm_context=20"], "lm_context=20 is shorter than a canary line after a line break \\(33 bytes"),
+    ("memorization", ["n_digits=2", "n_candidates=200"], "n_candidates=200 exceeds the 99 other secrets"),
+    ("memorization", ["epochs=[800, 200]"], "not increasing"),
+    ("memorization", ["n_seeds=0"], "parameter 'n_seeds' must be int >= 1"),
     ("description_length", ["work_bytes=[4000, 1500]"], "not \\[low, high\\]"),
 ])
 def test_the_study_refuses_bad_values_naming_them(name, sets, message):

@@ -13,9 +13,11 @@ Language Models").
   random from the same format, ranked by the model's code length (bits) for the secret given the
   prefix (rank 1 = most likely). This is the *sampled rank estimate*: exposure runs from 0 (ranked
   last) to log2 |R| (ranked first); it cannot exceed log2 |R| however strongly the canary is memorised,
-  so the full format space (10**n_digits) is not enumerated. `exposure_extrapolated` gives the
-  paper's distribution-fit estimate (a normal fitted to the candidates' code lengths), which can go
-  up to log2 of the full space.
+  so the full format space (10**n_digits) is not enumerated. `exposure_skewnorm` is the paper's
+  extrapolation (a skew-normal fitted to the candidates' code lengths, exposure =
+  -log2 of the fitted probability that a random secret gets at most the canary's code length), which
+  can go beyond log2 |R|, up to log2 of the full space; `exposure_extrapolated` is the same with a
+  normal fit.
 """
 
 from __future__ import annotations
@@ -128,12 +130,34 @@ def exposure_extrapolated(canary_bits: float, candidate_bits: np.ndarray, space_
     return float(min(-log2_p, math.log2(space_size)))
 
 
+def exposure_skewnorm(canary_bits: float, candidate_bits: np.ndarray, space_size: float | None = None) -> float:
+    """The Secret Sharer's extrapolated exposure: -log2 P(X <= canary bits) for X skew-normal, fitted
+    (maximum likelihood, scipy.stats.skewnorm) to the candidates' code lengths. The fit reaches into
+    the tail the |R| candidates cannot rank, so the estimate can exceed log2 |R|; it is capped at
+    log2 space_size (the whole format space: no secret can be ranked above all of it) and is that cap
+    when the fitted probability underflows (a canary far below every candidate); uncapped, that case
+    is inf."""
+    from scipy.stats import skewnorm
+
+    x = np.asarray(candidate_bits, dtype=float)
+    cap = math.inf if space_size is None else math.log2(space_size)
+    if x.size < 3 or np.ptp(x) == 0:  # no spread to fit: only "below all" / "not below all" is known
+        return cap if canary_bits < x.min() else 0.0
+    a, loc, scale = skewnorm.fit(x)
+    with np.errstate(all="ignore"):
+        p = float(skewnorm.cdf(canary_bits, a, loc, scale))
+    if not p > 0 or not math.isfinite(p):  # underflow (or the cdf's cancellation) far in the left tail
+        return cap
+    return float(min(max(-math.log2(min(p, 1.0)), 0.0), cap))
+
+
 def exposure(score: ScoreFn, canary: Canary, n_candidates: int = 999, seed: int = 0,
              context: bytes = b"\n") -> dict:
     """Exposure of a canary among n_candidates random secrets of its format, scored by `score`.
 
     Returns {"bits": canary's code length, "exposure": sampled-rank exposure (bits, <= log2
-    (n_candidates + 1)), "exposure_extrapolated": normal-fit estimate, "rank": rank among R}.
+    (n_candidates + 1)), "exposure_skewnorm": the Secret Sharer's skew-normal extrapolation,
+    "exposure_extrapolated": normal-fit estimate, "rank": rank among R}.
     """
     rng = np.random.default_rng(seed)
     n_digits = len(canary.secret.split())
@@ -147,6 +171,7 @@ def exposure(score: ScoreFn, canary: Canary, n_candidates: int = 999, seed: int 
     return {
         "bits": float(bits[0]),
         "exposure": exposure_from_bits(bits[0], bits[1:]),
+        "exposure_skewnorm": exposure_skewnorm(bits[0], bits[1:], 10.0**n_digits),
         "exposure_extrapolated": exposure_extrapolated(bits[0], bits[1:], 10.0**n_digits),
         "rank": 1 + int(np.sum(bits[1:] <= bits[0])),
     }

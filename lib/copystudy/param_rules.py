@@ -54,6 +54,17 @@ def _copyright_risk_rules(v: dict) -> str | None:
     return None
 
 
+def _memorization_rules(v: dict) -> str | None:
+    line = len("\naccount 0000 has PIN ") + 2 * v["n_digits"] - 1  # a canary line after a line break
+    if v["lm_context"] < line:
+        return (f"lm_context={v['lm_context']} is shorter than a canary line after a line break ({line} bytes with "
+                f"n_digits={v['n_digits']}): the model could not score a secret given its prefix")
+    if v["n_candidates"] > 10 ** v["n_digits"] - 1:
+        return (f"n_candidates={v['n_candidates']} exceeds the {10 ** v['n_digits'] - 1} other secrets of "
+                f"{v['n_digits']} digits")
+    return None
+
+
 def _model_rules(v: dict) -> str | None:
     """Every byte-level GPT-2 spec (a dict parameter, or a dict of them) has heads that divide its width."""
     specs = [(k, s) for k, s in v.items() if isinstance(s, dict)]
@@ -69,7 +80,7 @@ def _model_rules(v: dict) -> str | None:
 
 
 RULES = {"royalty_shares": _royalty_shares_rules, "description_length": _description_length_rules,
-         "copyright_risk": _copyright_risk_rules}
+         "copyright_risk": _copyright_risk_rules, "memorization": _memorization_rules}
 
 
 def check_rules(name: str, values: dict) -> None:
