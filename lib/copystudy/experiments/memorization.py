@@ -329,8 +329,11 @@ def verdicts(m: dict) -> list[str]:
         ns = sorted(rates[hi])
         up = [n for n in ns if separated(cis[lo][n], cis[hi][n]) and rates[hi][n] > rates[lo][n]]
         down = [n for n in ns if separated(cis[lo][n], cis[hi][n]) and rates[hi][n] < rates[lo][n]]
-        out.append(f"Training budget at fixed N: {hi} epochs extract more than {lo} epochs, intervals separate, "
-                   + (f"at N={up}" if up else "at no N") + (f"; fewer at N={down}" if down else "") + ".")
+        same = [n for n in ns if n not in up and n not in down]
+        parts = ([f"more than {lo} epochs at N={up}"] if up else []) + ([f"fewer at N={down}"] if down else [])
+        out.append(f"Training budget at fixed N: {hi} epochs extract "
+                   + ("; ".join(parts) + " (intervals separate)" if parts else f"no more than {lo} epochs at any N")
+                   + (f"; the intervals overlap at N={same}" if same and parts else "") + ".")
         tl, th = m["transition_n"][lo], m["transition_n"][hi]
         name = lambda n: "none" if n is None else f"N={n}"
         if tl is None and th is None:
