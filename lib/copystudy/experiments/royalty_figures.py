@@ -85,7 +85,7 @@ def plot_seed_spread(shares: pd.DataFrame):
                                              ("similarity_share", "similarity"))])
     fig, ax = plt.subplots(figsize=(9, 4))
     sns.barplot(data=per_seed, x="dataset", y="share", hue="method", errorbar=("ci", 95), alpha=0.5, ax=ax)
-    sns.stripplot(data=per_seed, x="dataset", y="share", hue="method", dodge=True, legend=False, color="black", ax=ax)
+    sns.stripplot(data=per_seed, x="dataset", y="share", hue="method", dodge=True, legend=False, palette="dark:black", ax=ax)
     for i, (name, sel) in enumerate(shares.groupby("dataset", sort=False)):
         ax.hlines(1 / sel.owner.nunique(), i - 0.4, i + 0.4, color="gray", ls=":")
     ax.set(ylabel="mean share of the prompted owner", ylim=(0, 1),
