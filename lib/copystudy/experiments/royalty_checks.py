@@ -206,5 +206,9 @@ def verdicts(m: dict, owner_name: str, datasets) -> list[str]:
         out.append(f"[(c) no prompt, {name}] L1 distance of the shares from what the outputs are made of "
                    f"(lower is better): {parts}. Closest on average: {labels[best]}; "
                    + intervals.compare("Shapley royalty share", m[f"{key}_srs_ci"], "similarity",
-                                       m[f"{key}_similarity_ci"]) + ".")
+                                       m[f"{key}_similarity_ci"]) + "; "
+                   + intervals.compare("Shapley royalty share", m[f"{key}_srs_ci"], "the constant pay by data size",
+                                       m[f"{key}_data_size_ci"]) + " (the reference is itself read off pixels, which "
+                   "favours similarity; a method that tracks it no better than the constant has not shown it follows "
+                   "what the outputs are made of).")
     return out
