@@ -148,7 +148,7 @@ def test_small_game_end_to_end(tmp_path):
     game = est.build_game([0, 1], 3, MODEL, pretrain, finetune, tmp_path)
     images, labels, index = est.generate(game, 2, sample_steps=4, guidance=1.0, seed=0)
     assert images.shape == (4, 1, 8, 8) and list(index) == [0, 0, 1, 1]
-    tables = est.utility_tables(game, images, labels, index, n_strata=4, n_decoder=1)
+    tables = est.utility_tables(game, images, labels, index, n_strata=4, n_decoder=2)
     assert tables.shape == (2, 8) and np.isfinite(tables).all()
     pay = est.exact_payouts(game, tables)
     np.testing.assert_allclose(pay["shares"].sum(1)[pay["shares"].sum(1) > 0], 1.0)
