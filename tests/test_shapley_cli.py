@@ -200,6 +200,14 @@ def test_a_planned_partial_table_is_accepted_and_matches_the_full_table(tmp_path
     assert results[0] == results[1]  # the same coalitions were used: the missing ones were never needed
 
 
+@pytest.mark.parametrize("estimator", ["permutation", "kernel"])
+def test_without_a_budget_a_planned_file_is_estimated_from_the_coalitions_it_has(tmp_path, capsys, estimator):
+    names, _ = plan_names(capsys, "--plan", 40, "--owners", ",".join(OWNERS8), "--estimator", estimator)
+    partial = write_partial(tmp_path / "partial.csv", OWNERS8, AIRPORT8, names)
+    assert run(partial, "--estimator", estimator, "--owners", ",".join(OWNERS8), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["budget"] == len(names)
+
+
 def test_a_partial_table_that_lacks_coalitions_names_them(tmp_path, capsys):
     names, _ = plan_names(capsys, "--plan", 64, "--owners", ",".join(OWNERS8), "--estimator", "kernel")
     partial = write_partial(tmp_path / "partial.csv", OWNERS8, AIRPORT8, names[:-3])

@@ -54,8 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="distinct coalitions the permutation/kernel estimator may evaluate (default: 2**n "
                              "for a complete file, else the number of coalitions in the file)")
     parser.add_argument("--plan", type=int, default=None, metavar="N",
-                        help="print the coalitions to train for --estimator (permutation, kernel; regression "
-                             "uses kernel's) with a budget of N and --seed, as a CSV template, and exit")
+                        help="print the coalitions to train for --estimator (permutation, kernel; regression and "
+                             "the default, exact, get kernel's) with a budget of N and --seed, as a CSV template, "
+                             "and exit")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling estimators")
     parser.add_argument("--owners", default=None,
                         help="comma-separated owner names in output order (declares the players; default: "
