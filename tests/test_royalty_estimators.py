@@ -163,3 +163,22 @@ def test_small_game_end_to_end(tmp_path):
         assert lo <= m[key] <= hi
     assert m["estimator_share_l1_error_kernelshap_100pct"] < 1e-5  # exact with every coalition
     assert any("best" in line for line in est.verdicts(summary, m))
+
+
+def test_summary_and_verdicts_on_a_known_table():
+    """An additive game plus noise on 4 players: at 100% the regression estimators are exact and the
+    verdict says so instead of comparing rounding errors; intervals hold their means and stay >= 0."""
+    n, rng = 4, np.random.default_rng(0)
+    c = shapley.coalition_matrix(n).astype(float)
+    tables = np.stack([c @ rng.normal(size=n) + rng.normal(scale=0.3, size=2**n) for _ in range(3)])
+    summary = est.summarize(est.estimator_errors(tables, [0.5, 1.0], repeats=3))
+    assert (summary.share_l1_error_low >= 0).all()
+    assert (summary.share_l1_error_low <= summary.share_l1_error).all()
+    assert (summary.share_l1_error <= summary.share_l1_error_high).all()
+    m = {"estimator_game_n_owners": n, "estimator_game_prompted_class_share": 0.5,
+         "estimator_game_prompted_class_even_share": 0.25, "estimator_game_prompted_class_top_rate": 1.0,
+         "estimator_even_split_share_l1_error": est.even_split_error(tables)}
+    lines = est.verdicts(summary, m)
+    full = next(line for line in lines if line.startswith("[100%"))
+    assert "exact" in full and "KernelSHAP (paired, ours)" in full
+    assert "a real game" in lines[0]

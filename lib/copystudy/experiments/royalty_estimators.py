@@ -29,6 +29,7 @@ from copystudy import coalition_game, coalition_utility, intervals, royalty, sha
 from copystudy.experiments.royalty_shares import digit_game_data
 
 FRACTIONS = (0.10, 0.25, 0.50)
+EXACT = 1e-6  # a share error below this is rounding: the estimate is exact
 
 
 # ---------------------------------------------------------------- the game
@@ -298,6 +299,12 @@ def verdicts(summary: pd.DataFrame, m: dict) -> list[str]:
     for fraction, sel in summary.groupby("fraction", sort=True):
         sel = sel.sort_values("share_l1_error")
         best, second = sel.iloc[0], sel.iloc[1]
+        exact = sel[sel.share_l1_error_high < EXACT].estimator.tolist()
+        if len(exact) >= 2:
+            out.append(f"[{fraction:.0%} of 2^{n} = {int(best.budget)} coalitions] exact (share error below {EXACT:g} for "
+                       f"every seed): {', '.join(exact)}; worst: {sel.iloc[-1].estimator} "
+                       f"({sel.iloc[-1].share_l1_error:.3f}); an even split scores {even:.3f}.")
+            continue
         ci = lambda r: (r.share_l1_error_low, r.share_l1_error_high)  # noqa: E731
         out.append(f"[{fraction:.0%} of 2^{n} = {int(best.budget)} coalitions] best: {best.estimator} "
                    f"(L1 share error {best.share_l1_error:.3f} [{best.share_l1_error_low:.3f}, "
@@ -321,6 +328,9 @@ def verdicts(summary: pd.DataFrame, m: dict) -> list[str]:
         parts = []
         for fraction in sorted(set(a.fraction) & set(b.fraction)):
             x, y = a[a.fraction == fraction].iloc[0], b[b.fraction == fraction].iloc[0]
+            if max(x.share_l1_error_high, y.share_l1_error_high) < EXACT:
+                parts.append(f"at {fraction:.0%}, both are exact")
+                continue
             parts.append(f"at {fraction:.0%}, " + intervals.compare(
                 ours, (x.share_l1_error_low, x.share_l1_error_high), theirs, (y.share_l1_error_low, y.share_l1_error_high)))
         if parts:
