@@ -109,7 +109,8 @@ MODEL = {"family": "diffusion", "block_channels": [8, 16], "layers_per_block": 1
 
 
 def configs(steps=2):
-    return (coalition_game.TrainConfig(steps, 8, seed=0), coalition_game.TrainConfig(steps, 8, seed=0, public_replay=0.5))
+    return (coalition_game.TrainConfig(steps, 8, seed=0),
+            coalition_game.TrainConfig(steps, 8, seed=0, public_replay=0.5))
 
 
 def test_parts_per_class():
@@ -122,7 +123,8 @@ def test_parts_per_class():
 def test_game_construction_invariants(tmp_path):
     pretrain, finetune = configs()
     game = est.build_game([0, 1, 2, 3, 4], 8, MODEL, pretrain, finetune, tmp_path)
-    digits = royalty_shares.build_games(["digits"], MODEL, 16, pretrain, finetune, tmp_path, "", digit_owners=[0, 1, 2, 3, 4])["digits"]
+    digits = royalty_shares.build_games(["digits"], MODEL, 16, pretrain, finetune, tmp_path, "",
+                                        digit_owners=[0, 1, 2, 3, 4])["digits"]
     assert game.n == 8 and len(set(game.owners)) == 8
     assert game.owners[:2] == ["digit0-light", "digit0-bold"] and game.owners[-1] == "digit4"
     # same public data, model and base as the digits game: its base model is a cache hit

@@ -190,7 +190,7 @@ def test_a_planned_partial_table_is_accepted_and_matches_the_full_table(tmp_path
     names, note = plan_names(capsys, "--plan", 64, "--owners", ",".join(OWNERS8), "--estimator", estimator,
                              "--seed", 4)
     assert 2 * 7 < len(names) <= 64 and len(set(names)) == len(names) and "" in names and "+".join(OWNERS8) in names
-    assert f"--budget 64 --seed 4" in note
+    assert "--budget 64 --seed 4" in note
     partial = write_partial(tmp_path / "partial.csv", OWNERS8, AIRPORT8, names)
     full = write_game(tmp_path / "full.csv", OWNERS8, AIRPORT8)
     results = []

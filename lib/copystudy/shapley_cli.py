@@ -271,7 +271,8 @@ def main(args: argparse.Namespace) -> int:
             coalitions = plan(owners, estimator, args.plan, args.seed)
             print("coalition,utility")
             print("\n".join(f"{_csv_field(c)}," for c in coalitions))
-            accepted = "regression" if args.estimator == "regression" else f"{estimator} --budget {args.plan} --seed {args.seed}"
+            accepted = ("regression" if args.estimator == "regression" else
+                        f"{estimator} --budget {args.plan} --seed {args.seed}")
             print(f"# {len(coalitions)} coalitions for --estimator {accepted}; fill in the utility column",
                   file=sys.stderr)
             return 0

@@ -269,9 +269,11 @@ def plot(summary: pd.DataFrame, n: int, even_split: float | None = None):
     fractions = sorted(summary.fraction.unique())
     ax.set_xticks(fractions, [f"{f:.0%}\n({budget_of(f, n)})" for f in fractions])
     ax.set(yscale="log", xlabel=f"coalitions evaluated, fraction of 2^{n} = {2 ** n}",
-           ylabel="L1 error of royalty shares vs exact", title=f"Sampling estimators against exact enumeration: royalty game of {n} owners")
+           ylabel="L1 error of royalty shares vs exact",
+           title=f"Sampling estimators against exact enumeration: royalty game of {n} owners")
     low, high = ax.get_ylim()
-    ticks = [t for t in (0.001, 0.003, 0.01, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0) if low <= t <= high]
+    candidates = (0.001, 0.003, 0.01, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
+    ticks = [t for t in candidates if low <= t <= high]
     if ticks:
         ax.set_yticks(ticks)
     ax.yaxis.set_major_formatter(ScalarFormatter())
@@ -301,8 +303,8 @@ def verdicts(summary: pd.DataFrame, m: dict) -> list[str]:
         best, second = sel.iloc[0], sel.iloc[1]
         exact = sel[sel.share_l1_error_high < EXACT].estimator.tolist()
         if len(exact) >= 2:
-            out.append(f"[{fraction:.0%} of 2^{n} = {int(best.budget)} coalitions] exact (share error below {EXACT:g} for "
-                       f"every seed): {', '.join(exact)}; worst: {sel.iloc[-1].estimator} "
+            out.append(f"[{fraction:.0%} of 2^{n} = {int(best.budget)} coalitions] exact (share error below "
+                       f"{EXACT:g} for every seed): {', '.join(exact)}; worst: {sel.iloc[-1].estimator} "
                        f"({sel.iloc[-1].share_l1_error:.3f}); an even split scores {even:.3f}.")
             continue
         ci = lambda r: (r.share_l1_error_low, r.share_l1_error_high)  # noqa: E731
@@ -332,7 +334,8 @@ def verdicts(summary: pd.DataFrame, m: dict) -> list[str]:
                 parts.append(f"at {fraction:.0%}, both are exact")
                 continue
             parts.append(f"at {fraction:.0%}, " + intervals.compare(
-                ours, (x.share_l1_error_low, x.share_l1_error_high), theirs, (y.share_l1_error_low, y.share_l1_error_high)))
+                ours, (x.share_l1_error_low, x.share_l1_error_high),
+                theirs, (y.share_l1_error_low, y.share_l1_error_high)))
         if parts:
             out.append(f"  {what}: " + "; ".join(parts) + ".")
     for name in ("permutation (antithetic, ours)", "KernelSHAP (paired, ours)"):
