@@ -241,6 +241,13 @@ def test_regression_without_the_empty_coalition_says_so(tmp_path, capsys):
     assert "empty and the full coalition" in err and "(empty coalition)" in err
 
 
+def test_a_permutation_budget_below_one_antithetic_pair_is_refused(tmp_path, capsys):
+    path = write_game(tmp_path / "full.csv", OWNERS8, AIRPORT8)
+    assert run(path, "--estimator", "permutation", "--budget", 10) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "at least 16" in err
+
+
 def test_plan_needs_owners_and_a_sensible_budget(capsys):
     assert run("--plan", 10) == 2
     assert "--owners" in capsys.readouterr().err

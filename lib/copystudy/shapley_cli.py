@@ -197,6 +197,12 @@ def sampler(estimator: str, seed: int):
     return {"permutation": permutation, "kernel": kernel, "regression": kernel}[estimator]
 
 
+def _check_permutation_budget(estimator: str, n: int, budget: int) -> None:
+    if estimator == "permutation" and budget < min(2 * n, 2**n):
+        raise GameError(f"the permutation estimator needs a budget of at least {2 * n} coalitions with {n} owners "
+                        "(the empty and full coalitions and one antithetic pair of permutations)")
+
+
 def plan(owners: list[str], estimator: str, budget: int, seed: int = 0) -> list[str]:
     """The coalitions (names joined by '+', '' for the empty one) to train for an estimator, budget and seed."""
     if estimator == "exact":
@@ -204,9 +210,7 @@ def plan(owners: list[str], estimator: str, budget: int, seed: int = 0) -> list[
     if budget < 2:
         raise GameError(f"--plan needs a budget of at least 2 coalitions, got {budget}")
     n = len(owners)
-    if estimator == "permutation" and budget < min(2 * n, 2**n):
-        raise GameError(f"the permutation estimator needs a budget of at least {2 * n} coalitions with {n} owners "
-                        "(the empty and full coalitions and one antithetic pair of permutations)")
+    _check_permutation_budget(estimator, n, budget)
     if n > 20:
         raise GameError(f"{n} owners: too many to plan coalitions for")
     return [coalition_name(m, owners) for m in planned_coalitions(sampler(estimator, seed), n, budget)]
@@ -238,6 +242,7 @@ def solve(path, estimator: str = "exact", budget: int | None = None, seed: int =
         phi = exact_shapley(table)
     else:
         budget = (2**n if not missing else len(present)) if budget is None else budget
+        _check_permutation_budget(estimator, n, budget)
         estimate = sampler(estimator, seed)
         needed = planned_coalitions(estimate, n, budget)
         absent = [coalition_name(m, owners) or "(empty coalition)" for m in needed if m not in present]
