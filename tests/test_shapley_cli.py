@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from copystudy import shapley_cli
-from copystudy.shapley import coalition_matrix, glove_game, table_from_game
+from copystudy.shapley import airport_game, coalition_matrix, glove_game, table_from_game
 
 
 def write_game(path, owners, table, samples=None, order=None):
@@ -163,3 +163,93 @@ def test_help_of_the_tools_imports_no_torch():
             "print(sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- partial tables: --plan, regression
+OWNERS8 = [f"o{i}" for i in range(8)]
+AIRPORT8 = table_from_game(airport_game([1.0, 2.0, 2.0, 4.0, 5.0, 7.0, 8.0, 12.0]), 8)
+
+
+def write_partial(path, owners, table, names):
+    """A utilities file with only the coalitions named (names joined by '+', '' for the empty one)."""
+    index = {"+".join(o for o, m in zip(owners, row) if m): k for k, row in enumerate(coalition_matrix(len(owners)))}
+    path.write_text("coalition,utility\n" + "".join(f"{c},{table[index[c]]}\n" for c in names))
+    return path
+
+
+def plan_names(capsys, *argv):
+    assert run(*argv) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0] == "coalition,utility" and all(line.endswith(",") for line in lines[1:])
+    return [line[:-1] for line in lines[1:]], captured.err
+
+
+@pytest.mark.parametrize("estimator", ["permutation", "kernel"])
+def test_a_planned_partial_table_is_accepted_and_matches_the_full_table(tmp_path, capsys, estimator):
+    names, note = plan_names(capsys, "--plan", 64, "--owners", ",".join(OWNERS8), "--estimator", estimator,
+                             "--seed", 4)
+    assert 2 * 7 < len(names) <= 64 and len(set(names)) == len(names) and "" in names and "+".join(OWNERS8) in names
+    assert "--budget 64 --seed 4" in note
+    partial = write_partial(tmp_path / "partial.csv", OWNERS8, AIRPORT8, names)
+    full = write_game(tmp_path / "full.csv", OWNERS8, AIRPORT8)
+    results = []
+    for path in (partial, full):
+        assert run(path, "--estimator", estimator, "--budget", 64, "--seed", 4, "--json") == 0
+        results.append(json.loads(capsys.readouterr().out)["shapley"])
+    assert results[0] == results[1]  # the same coalitions were used: the missing ones were never needed
+
+
+@pytest.mark.parametrize("estimator", ["permutation", "kernel"])
+def test_without_a_budget_a_planned_file_is_estimated_from_the_coalitions_it_has(tmp_path, capsys, estimator):
+    names, _ = plan_names(capsys, "--plan", 40, "--owners", ",".join(OWNERS8), "--estimator", estimator)
+    partial = write_partial(tmp_path / "partial.csv", OWNERS8, AIRPORT8, names)
+    assert run(partial, "--estimator", estimator, "--owners", ",".join(OWNERS8), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["budget"] == len(names)
+
+
+def test_a_partial_table_that_lacks_coalitions_names_them(tmp_path, capsys):
+    names, _ = plan_names(capsys, "--plan", 64, "--owners", ",".join(OWNERS8), "--estimator", "kernel")
+    partial = write_partial(tmp_path / "partial.csv", OWNERS8, AIRPORT8, names[:-3])
+    assert run(partial, "--estimator", "kernel", "--budget", 64) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "3 not in the file" in err and "--plan 64" in err
+    for name in names[-3:]:
+        assert (name or "(empty coalition)") in err
+
+
+def test_regression_on_the_full_table_is_exact_and_on_a_partial_one_close(tmp_path, capsys):
+    from copystudy.shapley import airport_shapley
+
+    exact = airport_shapley([1.0, 2.0, 2.0, 4.0, 5.0, 7.0, 8.0, 12.0])
+    assert run(write_game(tmp_path / "full.csv", OWNERS8, AIRPORT8), "--estimator", "regression", "--json") == 0
+    np.testing.assert_allclose(list(json.loads(capsys.readouterr().out)["shapley"].values()), exact, atol=1e-9)
+    names, _ = plan_names(capsys, "--plan", 128, "--owners", ",".join(OWNERS8), "--estimator", "regression")
+    assert run(write_partial(tmp_path / "p.csv", OWNERS8, AIRPORT8, names), "--estimator", "regression",
+               "--owners", ",".join(OWNERS8), "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["budget"] == len(names) == 128
+    even = np.abs(exact - exact.mean()).sum()
+    assert np.abs(np.array(list(out["shapley"].values())) - exact).sum() < 0.5 * even
+
+
+def test_regression_without_the_empty_coalition_says_so(tmp_path, capsys):
+    path = tmp_path / "u.csv"
+    path.write_text("coalition,utility\nleft+right1+right2,1\nleft,0\nright1,0\n")
+    assert run(path, "--estimator", "regression") == 2
+    err = capsys.readouterr().err
+    assert "empty and the full coalition" in err and "(empty coalition)" in err
+
+
+def test_a_permutation_budget_below_one_antithetic_pair_is_refused(tmp_path, capsys):
+    path = write_game(tmp_path / "full.csv", OWNERS8, AIRPORT8)
+    assert run(path, "--estimator", "permutation", "--budget", 10) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "at least 16" in err
+
+
+def test_plan_needs_owners_and_a_sensible_budget(capsys):
+    assert run("--plan", 10) == 2
+    assert "--owners" in capsys.readouterr().err
+    assert run("--plan", 5, "--owners", "a,b,c,d", "--estimator", "permutation") == 2
+    assert "at least 8" in capsys.readouterr().err

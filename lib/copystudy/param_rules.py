@@ -30,6 +30,30 @@ def _royalty_shares_rules(v: dict) -> str | None:
         n = games[v["shell_dataset"]]
         if v["shell_dataset"] != "folder" and v["shell_owner"] >= n:
             return f"shell_owner={v['shell_owner']} is not an owner index of the {v['shell_dataset']} game (0..{n - 1})"
+    return _estimator_game_rules(v)
+
+
+def _estimator_game_rules(v: dict) -> str | None:
+    """The estimator game (experiments/royalty_estimators): digit classes split into n owners, on the small UNet."""
+    n = v.get("estimator_game_n_owners", 0)
+    if not n:
+        return None
+    if v["model"].get("name_or_path"):
+        return ("the estimator game plays on the digits with the small UNet trained here; with a pretrained model "
+                "set estimator_game_n_owners=0")
+    if n < len(v["digit_owners"]):
+        return (f"estimator_game_n_owners={n} is fewer than the {len(v['digit_owners'])} digit classes of digit_owners "
+                "it splits (each class needs at least one owner)")
+    if n > 12:
+        return f"estimator_game_n_owners={n}: 2^{n} fine-tunes is more than this study affords; at most 12"
+    steps = v["model"].get("num_train_timesteps", 1000)
+    if v.get("estimator_n_strata", 2) > steps - 1:
+        return (f"estimator_n_strata={v['estimator_n_strata']} exceeds the {steps - 1} timesteps 1..T-1 of the model "
+                f"(model.num_train_timesteps={steps})")
+    smallest = min(v.get("estimator_fractions", [1.0]))
+    if round(smallest * 2**n) < 2 * n:
+        return (f"estimator_fractions: {smallest:g} of 2^{n} = {round(smallest * 2**n)} coalitions is fewer than the "
+                f"{2 * n} that one antithetic pair of permutations needs; raise the smallest fraction")
     return None
 
 

@@ -10,6 +10,13 @@ file. Pass `--owners a,b,c` to declare the owners: any other name in the file, o
 with `+` in it, is then an error. Without --owners the owners are the names found in the file, and
 two names that never appear apart in any listed coalition are reported as an error (they may be one
 owner whose name contains `+`, and in any case their shares could not be told apart).
+
+A partial table (not every coalition trained) is enough for the sampling estimators and for
+`--estimator regression`. `--plan N --owners a,b,c` prints the N (at most) coalitions to train for
+the chosen estimator, budget N and seed, as a CSV template; the same estimator, `--budget N` and
+`--seed` then accept the filled-in file. `--budget` counts distinct coalitions (models to train): the
+permutation estimator walks as many antithetic pairs as fit. When the file lacks coalitions an
+estimator needs, the one-line error names them.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ import numpy as np
 
 from .data import NotUTF8, decode_utf8
 from .royalty import royalty_shares
-from .shapley import ESTIMATORS, coalition_matrix, estimate_shapley
+from .shapley import (ESTIMATORS, MissingCoalitions, at_distinct_budget, coalition_matrix, exact_shapley,
+                      kernel_shapley, permutation_shapley, planned_coalitions, regression_shapley)
 
 
 class GameError(ValueError):
@@ -34,12 +42,21 @@ class GameError(ValueError):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Shapley values and royalty shares from a CSV of coalition utilities."
-    parser.add_argument("utilities", help="CSV with columns coalition,utility[,sample]; coalition = names joined by '+'")
+    parser.add_argument("utilities", nargs="?", default=None,
+                        help="CSV with columns coalition,utility[,sample]; coalition = names joined by '+' "
+                             "(optional with --plan and --owners)")
     parser.add_argument("--estimator", choices=ESTIMATORS, default="exact",
                         help="exact enumeration (needs every coalition), permutation sampling with antithetic "
-                             "pairs, or KernelSHAP with paired sampling (default: exact)")
+                             "pairs, KernelSHAP with paired sampling, or regression: KernelSHAP's weighted least "
+                             "squares over exactly the coalitions in the file (needs the empty and full ones) "
+                             "(default: exact)")
     parser.add_argument("--budget", type=int, default=None,
-                        help="value-function evaluations for permutation/kernel (default: 2**n)")
+                        help="distinct coalitions the permutation/kernel estimator may evaluate (default: 2**n "
+                             "for a complete file, else the number of coalitions in the file)")
+    parser.add_argument("--plan", type=int, default=None, metavar="N",
+                        help="print the coalitions to train for --estimator (permutation, kernel; regression and "
+                             "the default, exact, get kernel's) with a budget of N and --seed, as a CSV template, "
+                             "and exit")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sampling estimators")
     parser.add_argument("--owners", default=None,
                         help="comma-separated owner names in output order (declares the players; default: "
@@ -159,6 +176,46 @@ def game_table(utilities: dict[frozenset[str], float], owners: list[str]) -> tup
     return table, missing
 
 
+def coalition_name(mask: int, owners: list[str]) -> str:
+    return "+".join(o for i, o in enumerate(owners) if mask >> i & 1)
+
+
+def _shown(names: list[str], limit: int = 6) -> str:
+    return ", ".join(names[:limit]) + (f" ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def sampler(estimator: str, seed: int):
+    """estimator(game, n, budget) for a sampling estimator, with budget in distinct coalitions."""
+    def permutation(game, n, budget):
+        if budget >= 2**n:
+            return permutation_shapley(game, n, budget, seed=seed)
+        return at_distinct_budget(lambda g, m, b: permutation_shapley(g, m, b, seed=seed), game, n, budget)[0]
+
+    def kernel(game, n, budget):
+        return kernel_shapley(game, n, budget, seed=seed)
+
+    return {"permutation": permutation, "kernel": kernel, "regression": kernel}[estimator]
+
+
+def _check_permutation_budget(estimator: str, n: int, budget: int) -> None:
+    if estimator == "permutation" and budget < min(2 * n, 2**n):
+        raise GameError(f"the permutation estimator needs a budget of at least {2 * n} coalitions with {n} owners "
+                        "(the empty and full coalitions and one antithetic pair of permutations)")
+
+
+def plan(owners: list[str], estimator: str, budget: int, seed: int = 0) -> list[str]:
+    """The coalitions (names joined by '+', '' for the empty one) to train for an estimator, budget and seed."""
+    if estimator == "exact":
+        raise GameError("the exact estimator needs every coalition; --plan is for permutation, kernel, regression")
+    if budget < 2:
+        raise GameError(f"--plan needs a budget of at least 2 coalitions, got {budget}")
+    n = len(owners)
+    _check_permutation_budget(estimator, n, budget)
+    if n > 20:
+        raise GameError(f"{n} owners: too many to plan coalitions for")
+    return [coalition_name(m, owners) for m in planned_coalitions(sampler(estimator, seed), n, budget)]
+
+
 def solve(path, estimator: str = "exact", budget: int | None = None, seed: int = 0,
           owners: list[str] | None = None) -> dict:
     """Read a utilities CSV and return {'owners', 'shapley', 'shares', ...} (raises GameError)."""
@@ -169,30 +226,63 @@ def solve(path, estimator: str = "exact", budget: int | None = None, seed: int =
         raise GameError(f"{n} owners: a game this large cannot come from a table of coalitions")
     table, missing = game_table(utilities, owners)
     if estimator == "exact" and missing:
-        shown = ", ".join(missing[:5]) + (f" ... ({len(missing)} in all)" if len(missing) > 5 else "")
-        raise GameError(f"the exact estimator needs all {2**n} coalitions of {n} owners; missing: {shown}")
+        raise GameError(f"the exact estimator needs all {2**n} coalitions of {n} owners; missing: {_shown(missing)} "
+                        "(a partial table: --estimator regression, or --plan N for a sampling estimator)")
     if budget is not None and budget < 2:
         raise GameError(f"--budget must be at least 2, got {budget}")
-    budget = 2**n if budget is None else budget
-
-    def game(coalitions):
-        values = table[np.atleast_2d(coalitions).astype(np.int64) @ (1 << np.arange(n))]
-        if np.isnan(values).any():
-            row = np.atleast_2d(coalitions)[np.flatnonzero(np.isnan(values))[0]]
-            name = "+".join(o for o, m in zip(owners, row) if m) or "(empty coalition)"
-            raise GameError(f"the {estimator} estimator asked for coalition {name}, which is not in the file")
-        return values
-
-    phi = estimate_shapley(game, n=n, estimator=estimator, budget=budget, seed=seed)
+    present = {m: float(v) for m, v in enumerate(table) if not np.isnan(v)}
+    if estimator == "regression":
+        try:
+            phi = regression_shapley(present, n)
+        except MissingCoalitions as err:
+            names = [coalition_name(m, owners) or "(empty coalition)" for m in err.needed]
+            raise GameError(f"{err}; add: {_shown(names)}") from None
+        budget = len(present)
+    elif estimator == "exact":
+        phi = exact_shapley(table)
+    else:
+        budget = (2**n if not missing else len(present)) if budget is None else budget
+        _check_permutation_budget(estimator, n, budget)
+        estimate = sampler(estimator, seed)
+        needed = planned_coalitions(estimate, n, budget)
+        absent = [coalition_name(m, owners) or "(empty coalition)" for m in needed if m not in present]
+        if absent:
+            raise GameError(f"the {estimator} estimator with budget {budget} and seed {seed} needs {len(needed)} "
+                            f"coalitions, {len(absent)} not in the file: {_shown(absent)} (`--plan {budget} "
+                            f"--estimator {estimator} --seed {seed}` lists them all)")
+        weights = 1 << np.arange(n)
+        phi = estimate(lambda c: table[np.atleast_2d(c).astype(np.int64) @ weights], n, budget)
     shares = royalty_shares(phi)
     return {"owners": owners, "estimator": estimator, "budget": None if estimator == "exact" else budget,
             "seed": seed, "shapley": dict(zip(owners, map(float, phi))),
             "shares": dict(zip(owners, map(float, shares)))}
 
 
+def _csv_field(text: str) -> str:
+    return f'"{text}"' if any(ch in text for ch in ',"\n') else text
+
+
 def main(args: argparse.Namespace) -> int:
     owners = None if args.owners is None else [o.strip() for o in args.owners.split(",")]
     try:
+        if args.plan is not None:
+            if args.utilities is not None:
+                owners = resolve_owners(read_utilities(args.utilities), owners)
+            elif owners is None:
+                raise GameError("--plan needs the owners: --owners a,b,c (or a utilities file to read them from)")
+            else:
+                owners = resolve_owners({frozenset(owners): 0.0}, owners)
+            estimator = "kernel" if args.estimator == "exact" else args.estimator
+            coalitions = plan(owners, estimator, args.plan, args.seed)
+            print("coalition,utility")
+            print("\n".join(f"{_csv_field(c)}," for c in coalitions))
+            accepted = ("regression" if args.estimator == "regression" else
+                        f"{estimator} --budget {args.plan} --seed {args.seed}")
+            print(f"# {len(coalitions)} coalitions for --estimator {accepted}; fill in the utility column",
+                  file=sys.stderr)
+            return 0
+        if args.utilities is None:
+            raise GameError("a utilities file is needed (or --plan N --owners a,b,c to plan one)")
         result = solve(args.utilities, args.estimator, args.budget, args.seed, owners)
     except GameError as err:
         print(f"error: {err}", file=sys.stderr)
