@@ -362,16 +362,6 @@ def test_owner_checks_measure_splits_and_copies():
     assert "beyond seed noise" in said and "copy-cat gets" in said and "less than the original" in said
 
 
-def test_estimator_metrics_name_each_estimator():
-    summary = pd.DataFrame([("g", est, b, 0.1 * b) for est in ("KernelSHAP (paired)", "permutation (antithetic)",
-                                                                "permutation (plain)") for b in (4, 8)],
-                           columns=["dataset", "estimator", "budget", "share_l1_error"])
-    m = royalty_shares.estimator_metrics(summary)
-    assert set(m) == {"g_estimator_share_l1_error_kernelshap", "g_estimator_share_l1_error_permutation_antithetic",
-                      "g_estimator_share_l1_error_permutation_plain"}
-    assert m["g_estimator_share_l1_error_kernelshap"] == {"4": pytest.approx(0.4), "8": pytest.approx(0.8)}
-
-
 def test_digit_game_data_splits_classes():
     owners, public = royalty_shares.digit_game_data([0, 3])
     assert list(owners) == ["digit0", "digit3"] and len(public) == 8 and "digit3" not in public

@@ -45,4 +45,10 @@ def test_smoke_run(run_notebook, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "ok"
     timings = manifest["timings"]  # how the run went, not what it found: kept out of metrics.json
+    assert metrics["estimator_game_n_owners"] == 4 and metrics["outputs_from_independent_replicate"] is True
+    for key in ("permutation_antithetic", "kernelshap", "shapiq_unbiasedkernelshap", "shapiq_svarm"):
+        value, (lo, hi) = metrics[f"estimator_share_l1_error_{key}_50pct"], metrics[f"estimator_share_l1_error_{key}_50pct_ci"]
+        assert lo <= value <= hi
+    assert metrics["estimator_share_l1_error_kernelshap_100pct"] < 1e-5  # exact with every coalition
+    assert timings["estimator_game_finetunes_trained"] == 16
     assert timings["total_seconds"] > 0 and not any("seconds" in key for key in metrics)

@@ -118,16 +118,3 @@ def plot_checks(rows: pd.DataFrame, unprompted: pd.DataFrame):
         ax.tick_params(axis="x", labelsize=8)
     fig.tight_layout()
     return fig
-
-
-def plot_estimators(games: dict, errors: pd.DataFrame):
-    fig, axes = plt.subplots(1, len(games), figsize=(6 * len(games), 4), squeeze=False)
-    for ax, (name, game) in zip(axes[0], games.items()):
-        sns.lineplot(data=errors[errors.dataset == name], x="budget", y="share_l1_error", hue="estimator", marker="o",
-                     ax=ax)
-        ax.axvline(2 ** game.n, color="gray", ls=":", label="2^n (exact enumeration)")
-        ax.legend()
-        ax.set(yscale="log", xlabel="budget (model evaluations)", ylabel="L1 error of royalty shares vs exact",
-               title=f"{name}: estimator error vs budget ({game.n} owners)")
-    fig.tight_layout()
-    return fig

@@ -285,36 +285,6 @@ def _fmt(ci) -> str:
     return f"[{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
-def estimator_errors(name: str, game, terms, outputs: Outputs, budgets: list[int], repeats: int, seed: int = 0):
-    """Sampling estimators against exact enumeration on each prompt's game: one row per (prompt, budget,
-    repeat, estimator) with the relative L1 error of the values and the L1 error of the shares."""
-    ll, rows = terms.log_likelihood_bits(), []
-    for p in range(game.n):
-        table = ll[:, outputs.prompt_owner == p].mean(1)
-        exact, fn = shapley.exact_shapley(table), shapley.game_from_table(table)
-        scale = np.abs(exact).sum()
-        for budget in budgets:
-            for r in range(repeats):
-                est = {"permutation (antithetic)": shapley.permutation_shapley(fn, game.n, budget, seed=seed + r),
-                       "permutation (plain)": shapley.permutation_shapley(fn, game.n, budget, seed=seed + r,
-                                                                          antithetic=False),
-                       "KernelSHAP (paired)": shapley.kernel_shapley(fn, game.n, budget, seed=seed + r)}
-                rows += [{"dataset": name, "prompt": game.owners[p], "budget": budget, "estimator": method,
-                          "relative_l1_error": np.abs(phi - exact).sum() / scale,
-                          "share_l1_error": np.abs(royalty.royalty_shares(phi) - royalty.royalty_shares(exact)).sum()}
-                         for method, phi in est.items()]
-    return pd.DataFrame(rows)
-
-
-def estimator_metrics(summary: pd.DataFrame) -> dict:
-    """Mean share error per budget, per game and estimator ("permutation_antithetic", "kernelshap", ...)."""
-    m = {}
-    for (name, method), sel in summary.groupby(["dataset", "estimator"], sort=False):
-        key = method.split(" ")[0].lower() + ("_antithetic" if "antithetic" in method else "_plain" if "plain" in method else "")
-        m[f"{name}_estimator_share_l1_error_{key}"] = dict(zip(map(str, sel.budget), map(float, sel.share_l1_error)))
-    return m
-
-
 def verdicts(metrics: dict, games: dict, pays: dict) -> list[str]:
     """Does the prompted owner get the largest share, and do the baselines too? One sentence each, with
     95% intervals over seeds (pays: {game: {seed: pay}})."""
