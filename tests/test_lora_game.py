@@ -32,6 +32,18 @@ def glyph_folder(root, faces, size: int = SIZE):
     return root
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: the trained weights are reproducible, and two threads on a busy 2-core machine
+    run many times slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def trained_pipeline(tmp_path_factory):
     """The tiny pipeline trained on every usable typeface but the default owners (once per session)."""
@@ -63,16 +75,19 @@ def test_lora_game_on_a_trained_pipeline_pays_the_prompted_owner(trained_pipelin
     folder, pipeline_seconds = trained_pipeline
     data_dir = glyph_folder(tmp_path / "glyphs", OWNERS + GAME_PUBLIC)
     start = time.perf_counter()
-    model = {"family": "diffusion", "name_or_path": str(folder), "device": "cpu", "lora_rank": 4, "lora_alpha": 4}
+    # the re-implementation's recipe where it transfers: LoRA rank 8 / alpha 8, batch 4, 10 epochs, 20 outputs
+    # per prompt, 64 strata; the learning rate is that of the tiny pipeline's scale (1e-3, not SD's 1e-4)
+    model = {"family": "diffusion", "name_or_path": str(folder), "device": "cpu", "lora_rank": 8, "lora_alpha": 8}
     pretrain = coalition_game.TrainConfig(0, 4, 1e-3, seed=0)  # no null LoRA: the pipeline's pre-training is public
     finetune = coalition_game.TrainConfig(0, 4, 1e-3, seed=0, epochs=10)
     games = experiment.build_games([], model, SIZE, pretrain, finetune, tmp_path / "cache", TEMPLATE,
                                    data_dir=str(data_dir), data_dir_public=list(GAME_PUBLIC), n_folder_owners=3)
     game = games["folder"]
     assert game.owners == sorted(OWNERS) and game.pretrained
-    outputs, _ = experiment.generate(games, samples_per_prompt=6, sample_steps=25, guidance=7.5, seed=0)
+    # guidance 3 (the small-UNet game's): at SD's 7.5 this tiny model's bold-serif outputs saturate to blocks
+    outputs, _ = experiment.generate(games, samples_per_prompt=20, sample_steps=25, guidance=3.0, seed=0)
     out = outputs["folder"]
-    terms = experiment.utilities(game, out, n_strata=32, n_decoder=2, batch_size=64, seed=0)
+    terms = experiment.utilities(game, out, n_strata=64, n_decoder=4, batch_size=64, seed=0)
     pay, table = experiment.payouts("folder", game, terms, out, similarity_k=10)
     seconds = time.perf_counter() - start
     shares = pay["shares"]
@@ -85,4 +100,5 @@ def test_lora_game_on_a_trained_pipeline_pays_the_prompted_owner(trained_pipelin
     # the outputs are not all one image, and some coalition explains them better than the control
     assert len({o.tobytes() for o in out.images}) == len(out.images)
     assert shares.sum() > 0 and np.isfinite(table["shapley_bits"]).all()
-    assert (shares.argmax(1) == np.arange(3)).sum() >= 2, shares
+    on_top = [shares[p, p] > np.delete(shares[p], p).max() for p in range(3)]  # strictly: an all-0 row is a miss
+    assert sum(on_top) >= 2, shares

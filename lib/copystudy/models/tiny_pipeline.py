@@ -58,7 +58,8 @@ def build_tiny_pipeline(image_size: int = 16, seed: int = 0):
                                    requires_safety_checker=False)
 
 
-def fit_vae(vae, images: torch.Tensor, steps: int, batch_size: int, lr: float, seed: int, kl_weight: float = 1e-4):
+def fit_vae(vae, images: torch.Tensor, steps: int, batch_size: int, lr: float, seed: int, kl_weight: float = 1e-4,
+            progress_bar: bool = False):
     """Reconstruction (MSE in [-1, 1]) plus a small KL term; then the latent scaling factor set to 1/std of
     the latents, as Stable Diffusion's is, so the diffusion sees unit-variance latents."""
     gen = torch.Generator().manual_seed(seed)
@@ -72,7 +73,7 @@ def fit_vae(vae, images: torch.Tensor, steps: int, batch_size: int, lr: float, s
         return torch.nn.functional.mse_loss(rec, x) + kl_weight * kl
 
     vae.requires_grad_(True)
-    losses = train(vae, batch_loss, steps, lr, betas=(0.9, 0.999), desc="tiny VAE", progress_bar=False)
+    losses = train(vae, batch_loss, steps, lr, betas=(0.9, 0.999), desc="tiny VAE", progress_bar=progress_bar)
     vae.requires_grad_(False).eval()
     with torch.no_grad():
         std = float(torch.cat([vae.encode(images[i:i + 256]).latent_dist.mean
@@ -82,7 +83,7 @@ def fit_vae(vae, images: torch.Tensor, steps: int, batch_size: int, lr: float, s
 
 
 def fit_unet_and_text(pipe, images: torch.Tensor, prompts: np.ndarray, steps: int, batch_size: int, lr: float,
-                      seed: int, drop_prompt: float = 0.1):
+                      seed: int, drop_prompt: float = 0.1, progress_bar: bool = False):
     """epsilon-prediction MSE on the VAE's (scaled) latents, UNet and text encoder trained together."""
     with torch.no_grad():
         latents = torch.cat([pipe.vae.encode(images[i:i + 256]).latent_dist.mean
@@ -105,14 +106,14 @@ def fit_unet_and_text(pipe, images: torch.Tensor, prompts: np.ndarray, steps: in
         return torch.nn.functional.mse_loss(pred, noise)
 
     losses = train(both, batch_loss, steps, lr, betas=(0.9, 0.999), desc="tiny UNet + text encoder",
-                   progress_bar=False)
+                   progress_bar=progress_bar)
     both.requires_grad_(False).eval()
     return losses
 
 
 def train_tiny_pipeline(folder: str | Path, works: dict[str, np.ndarray], template: str = "a glyph by {owner}",
                         vae_steps: int = 400, unet_steps: int = 1200, batch_size: int = 32, lr: float = 2e-3,
-                        seed: int = 0) -> Path:
+                        seed: int = 0, progress_bar: bool = False) -> Path:
     """Build, train and save a tiny text-to-image pipeline on `works` (name -> images [n, C, H, W] in [0, 1];
     grayscale is repeated to RGB); the works of `name` carry the prompt template.format(owner=name).
 
@@ -131,8 +132,8 @@ def train_tiny_pipeline(folder: str | Path, works: dict[str, np.ndarray], templa
     x = torch.as_tensor(images) * 2 - 1
     prompts = np.array([template.format(owner=n) for n, a in zip(names, arrays) for _ in range(len(a))], dtype=object)
     pipe = build_tiny_pipeline(images.shape[-1], seed)
-    vae_losses = fit_vae(pipe.vae, x, vae_steps, batch_size, lr, seed)
-    unet_losses = fit_unet_and_text(pipe, x, prompts, unet_steps, batch_size, lr, seed + 1)
+    vae_losses = fit_vae(pipe.vae, x, vae_steps, batch_size, lr, seed, progress_bar=progress_bar)
+    unet_losses = fit_unet_and_text(pipe, x, prompts, unet_steps, batch_size, lr, seed + 1, progress_bar=progress_bar)
     folder.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(folder)
     stamp.write_text(json.dumps({"settings": settings, "vae_final_loss": float(np.mean(vae_losses[-50:])),
