@@ -102,3 +102,29 @@ def test_lora_game_on_a_trained_pipeline_pays_the_prompted_owner(trained_pipelin
     assert shares.sum() > 0 and np.isfinite(table["shapley_bits"]).all()
     on_top = [shares[p, p] > np.delete(shares[p], p).max() for p in range(3)]  # strictly: an all-0 row is a miss
     assert sum(on_top) >= 2, shares
+
+
+def test_epochs_set_the_steps_and_leave_step_configs_unchanged():
+    """steps = ceil(epochs x works / batch); without epochs the settings (and so the pixel game's cache keys)
+    are exactly the old ones."""
+    fixed = coalition_game.TrainConfig(150, 32, 2e-3, 0.25, 0, embed_lr_scale=30.0, public_replay=0.5)
+    assert "epochs" not in fixed.as_dict() and fixed.steps_for(0) == fixed.steps_for(500) == 150
+    by_epochs = coalition_game.TrainConfig(0, 4, epochs=10)
+    assert [by_epochs.steps_for(n) for n in (1, 30, 62, 120)] == [3, 75, 155, 300]
+    assert by_epochs.as_dict()["epochs"] == 10
+
+
+def test_the_empty_coalition_is_a_control_fine_tune_that_a_split_keeps():
+    """With public data the empty coalition is a LoRA on it, as long as an average owner's fine-tune, and a
+    shell-company split keeps that length (so both games share the control); without public data it is the base."""
+    works = {"a": np.zeros((6, 3, 16, 16), np.float32), "b": np.ones((2, 3, 16, 16), np.float32)}
+    public = {"p": np.full((5, 3, 16, 16), 0.5, np.float32)}
+    cfg = coalition_game.TrainConfig(0, 4, epochs=10)
+    game = coalition_game.build_game(works, public, {"name_or_path": "somewhere"}, cfg, cfg, "unused")
+    recipe = game.recipe
+    assert isinstance(recipe, coalition_game.LoraRecipe) and not recipe.empty_is_base(game)
+    assert game.control_works == 4.0 and recipe.control_steps(game) == 10  # ceil(10 x 4 / 4)
+    split = coalition_game.split_game(game, 0)
+    assert split.n == 3 and recipe.control_steps(split) == recipe.control_steps(game)
+    alone = coalition_game.build_game(works, {}, {"name_or_path": "somewhere"}, cfg, cfg, "unused")
+    assert recipe.empty_is_base(alone)
