@@ -9,6 +9,7 @@ throughput (--tflops). Run:  python benchmarks/paper_estimates.py [--tflops 30]
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
+PUBLIC_OWNERS = 23  # public folders behind the null LoRA, as in the re-implementation (23 brands)
 
 
 def flops(fn) -> float:
@@ -57,14 +59,22 @@ def stable_diffusion(p: dict, works_per_owner: int, tflops: float) -> None:
     n, spp, evals = p["n_folder_owners"], p["samples_per_prompt"], p["n_strata"] + p["n_decoder"]
     outputs = n * spp
     train = lambda steps, batch: 3 * steps * batch * unet_f  # noqa: E731  forward + backward through activations
+    epochs = p.get("finetune_epochs")  # LoRAs of a fixed number of epochs: steps grow with the coalition's works
+    ft_steps = lambda k: math.ceil(epochs * k * works_per_owner / b) if epochs else p["finetune_steps"]  # noqa: E731
+    public_works = PUBLIC_OWNERS * works_per_owner
+    null_steps = (math.ceil(p["pretrain_epochs"] * public_works / p["pretrain_batch_size"])
+                  if p.get("pretrain_epochs") else p["pretrain_steps"])
     stages = {
-        "null LoRA on public data": train(p["pretrain_steps"], p["pretrain_batch_size"]),
-        f"{2**n - 1} coalition LoRAs": (2**n - 1) * train(p["finetune_steps"], b),
+        "null LoRA on public data": train(null_steps, p["pretrain_batch_size"]),
+        "control LoRA (the empty coalition)": train(ft_steps(1), b),
+        f"{2**n - 1} coalition LoRAs": sum(math.comb(n, k) * train(ft_steps(k), b) for k in range(1, n + 1)),
         f"{outputs} generations (CFG)": outputs * p["sample_steps"] * 2 * unet_f,
         f"likelihoods: {2**n} models x {outputs} outputs x {evals}": 2**n * outputs * (evals * unet_f + vae_f),
     }
     if p.get("shell_split"):
-        stages[f"shell split: {2**n} new LoRAs"] = 2**n * train(p["finetune_steps"], b)
+        half = lambda k: (math.ceil(epochs * (k + 0.5) * works_per_owner / b)  # noqa: E731
+                          if epochs else p["finetune_steps"])  # one half plus k other owners
+        stages[f"shell split: {2**n} new LoRAs"] = 2 * sum(math.comb(n - 1, k) * train(half(k), b) for k in range(n))
         stages[f"shell split: {2**(n + 1)} models' likelihoods"] = 2**(n + 1) * outputs * (evals * unet_f + vae_f)
     print(f"royalty_shares/paper.yaml (Stable Diffusion v1.4, {p['image_size']} px, {n} owners x ~{works_per_owner} works)")
     print(f"  UNet forward {unet_f / 1e12:.2f} TFLOP/image; VAE encode {vae_f / 1e12:.2f} TFLOP/image")

@@ -92,8 +92,9 @@ def test_royalty_shares_notebook_runs_on_a_tiny_stable_diffusion(tmp_path, run_n
     assert 0 <= metrics["folder_prompted_owner_top_share_rate"] <= 1
     assert "shell_own_prompt_share_after" in metrics
     adapters = sorted(cache.rglob("lora.safetensors"))
-    # the null LoRA, 7 coalitions, and the 8 shell coalitions holding one half (x any subset of the other two)
-    assert len(adapters) == 1 + (2**3 - 1) + 2 * 2**2
+    # the null LoRA, the empty coalition's control LoRA (on the public folder; the split game's is the same),
+    # 7 coalitions, and the 8 shell coalitions holding one half (x any subset of the other two)
+    assert len(adapters) == 1 + 2**3 + 2 * 2**2
     assert not list(cache.rglob("diffusion_pytorch_model.safetensors"))  # adapters only, never the base
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "ok"

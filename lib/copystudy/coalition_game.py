@@ -14,7 +14,8 @@ of S's works (the empty coalition is the base). Two recipes build these models, 
 - `LoraRecipe`, a pretrained text-to-image model (Stable Diffusion): prompts come from a template
   ("a painting in the style of {owner}"), the base is the pretrained model (plus, if there is public
   data and pretrain.steps > 0, a "null" LoRA trained on it), and coalition S is the base with a LoRA
-  adapter fine-tuned on S's works; only the adapters are cached.
+  adapter fine-tuned on S's works (a fixed number of epochs when finetune.epochs is set); with public
+  data the empty coalition is a control LoRA fine-tuned on it. Only the adapters are cached.
 
 Every model comes from the content-addressed cache (`copystudy.model_cache`), keyed by its data,
 settings and the recipe's declared version.
@@ -22,6 +23,7 @@ settings and the recipe's declared version.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,9 +47,18 @@ class TrainConfig:
     seed: int = 0
     embed_lr_scale: float = 1.0  # learning rate of the prompt embeddings, as a multiple of lr
     public_replay: float = 0.0  # fine-tunes: share of every batch drawn from the public data
+    epochs: float | None = None  # LoRA recipe: train this many epochs of the data instead of `steps`
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        """The settings that key the cache (epochs only when set, so keys made before it existed hold)."""
+        return {k: v for k, v in self.__dict__.items() if k != "epochs" or v is not None}
+
+    def steps_for(self, n_works: float) -> int:
+        """Training steps for n_works works: ceil(epochs x n_works / batch_size) with epochs, else `steps`.
+        With epochs, a coalition with more data trains longer (the re-implementation's fixed 10 epochs)."""
+        if self.epochs is None:
+            return int(self.steps)
+        return max(1, math.ceil(self.epochs * n_works / self.batch_size))
 
 
 def with_null_repeats(images, labels, null_id: int, uncond_fraction: float, seed: int):
@@ -130,9 +141,21 @@ def pretrained_model(model_config: dict):
 
 
 class LoraRecipe:
-    """A pretrained text-to-image model; every coalition is one LoRA adapter on it (the re-implementation's)."""
+    """A pretrained text-to-image model; every coalition is one LoRA adapter on it (the re-implementation's).
 
-    version = "lora-1"
+    Fine-tunes train `finetune.steps_for(n)` steps on a coalition's n works: with `finetune.epochs` set, a
+    fixed number of epochs, so a coalition with more data trains longer, as in the re-implementation.
+    The empty coalition, when there is public data, is a control fine-tune: a LoRA trained from the same
+    base on the public works (with their own prompts) for `control_steps` steps, the steps of an
+    average single owner's fine-tune. Every other coalition's model differs from the base by its works
+    *and* by having been fine-tuned at all; the control removes the second difference (as the pixel
+    game's empty coalition gets its replay-only fine-tune), so v(S) - v(empty) measures what S's works
+    add, not what any LoRA fine-tune of this length on this kind of data adds. An average owner's
+    length (rather than 0 steps, or epochs over all the public data) makes the step from the empty
+    coalition to a one-owner coalition change the data and not the amount of training.
+    """
+
+    version = "lora-2"  # lora-2: epochs, and the empty coalition's control fine-tune
 
     def labels(self, name: str, index: int, n: int, template: str) -> np.ndarray:
         return np.array([template.format(owner=name)] * n, dtype=object)
@@ -144,36 +167,45 @@ class LoraRecipe:
 
     def base(self, game: "CoalitionGame"):
         """The pretrained model, plus a "null" LoRA on the public data when there is any and
-        pretrain.steps > 0."""
+        pretrain.steps > 0 (or pretrain.epochs > 0)."""
         if game.loaded_base is None:
             game.loaded_base = pretrained_model(game.model_config)
         pretrained, cfg = game.loaded_base, game.pretrain
-        if not len(game.public_images) or cfg.steps <= 0:
+        if not len(game.public_images) or (cfg.epochs if cfg.epochs is not None else cfg.steps) <= 0:
             return pretrained, {"train_seconds": 0.0}, False
 
         def make():
             model = pretrained.clone()
             start = time.perf_counter()
-            model.fit(game.public_images, cfg.steps, cfg.batch_size, cfg.lr, labels=game.public_labels, seed=cfg.seed,
-                      desc="null LoRA on public data")
+            model.fit(game.public_images, cfg.steps_for(len(game.public_images)), cfg.batch_size, cfg.lr,
+                      labels=game.public_labels, seed=cfg.seed, desc="null LoRA on public data")
             return model, {"train_seconds": time.perf_counter() - start, "n_works": int(len(game.public_images))}
 
         return load_or_train(self.base_key(game), game.cache, make, "base", pretrained.load_adapter)
 
     def empty_is_base(self, game: "CoalitionGame") -> bool:
-        return True
+        return not len(game.public_images)
+
+    def control_steps(self, game: "CoalitionGame") -> int:
+        """Steps of the empty coalition's control fine-tune: those of an average single owner's fine-tune
+        (of the game as built: a shell-company split keeps its control, so the empty coalition is a cache hit)."""
+        return game.finetune.steps_for(game.control_works)
 
     def finetune(self, game: "CoalitionGame", members: tuple, images, labels):
         base, cfg = game.base_model(), game.finetune
+        if members:
+            steps = cfg.steps_for(len(images))
+        else:  # the control: public works with their own prompts
+            images, labels, steps = game.public_images, game.public_labels, self.control_steps(game)
         order = canonical_order(images, labels)
-        key = fingerprint("lora", game.base_key(), images[order], labels[order], cfg.as_dict(), self.version)
+        key = fingerprint("lora", game.base_key(), images[order], labels[order], cfg.as_dict(), steps, self.version)
 
         def make():
             model = base.clone()
             start = time.perf_counter()
-            model.fit(images[order], cfg.steps, cfg.batch_size, cfg.lr, labels=labels[order], seed=cfg.seed,
+            model.fit(images[order], steps, cfg.batch_size, cfg.lr, labels=labels[order], seed=cfg.seed,
                       progress_bar=False)
-            return model, {"train_seconds": time.perf_counter() - start, "n_works": int(len(images)),
+            return model, {"train_seconds": time.perf_counter() - start, "n_works": int(len(images)), "steps": steps,
                            "owners": [game.owners[i] for i in members]}
 
         return load_or_train(key, game.cache, make, "finetune", base.load_adapter)
@@ -203,6 +235,7 @@ class CoalitionGame:
     cache: Path
     log: list[dict] = field(default_factory=list)  # one entry per model obtained: trained or loaded
     loaded_base: object = field(default=None, repr=False)  # a pretrained base, loaded once per game
+    control_works: float = 0.0  # LoRA recipe: the empty coalition's control trains as on this many works
     _base: object = field(default=None, init=False, repr=False)  # the empty coalition's model, once obtained
 
     @property
@@ -345,7 +378,8 @@ def build_game(owner_works: dict[str, np.ndarray], public: dict[str, np.ndarray]
         public_images, public_labels = np.zeros((0, *works[0].shape[1:]), np.float32), np.zeros(0, object)
     work_labels = [recipe.labels(o, P + i, len(w), prompt_template) for i, (o, w) in enumerate(zip(owners, works))]
     return CoalitionGame(owners, works, work_labels, public_images, public_labels,
-                         0 if pretrained else P + len(owners) + 1, dict(model_config), pretrain, finetune, Path(cache))
+                         0 if pretrained else P + len(owners) + 1, dict(model_config), pretrain, finetune, Path(cache),
+                         control_works=float(np.mean([len(w) for w in works])))
 
 
 def split_game(game: CoalitionGame, owner: int, seed: int = 0) -> CoalitionGame:
@@ -364,7 +398,8 @@ def split_game(game: CoalitionGame, owner: int, seed: int = 0) -> CoalitionGame:
             new_works.append(game.works[i] if half is None else works[half])
             new_labels.append(game.work_labels[i] if half is None else game.work_labels[i][half])
     return CoalitionGame(owners, new_works, new_labels, game.public_images, game.public_labels, game.num_classes,
-                         game.model_config, game.pretrain, game.finetune, game.cache, loaded_base=game.loaded_base)
+                         game.model_config, game.pretrain, game.finetune, game.cache, loaded_base=game.loaded_base,
+                         control_works=game.control_works)
 
 
 def copycat_game(game: CoalitionGame, owner: int, noise: float = 0.03, seed: int = 0) -> CoalitionGame:
@@ -378,4 +413,4 @@ def copycat_game(game: CoalitionGame, owner: int, noise: float = 0.03, seed: int
     return CoalitionGame([*game.owners, f"{game.owners[owner]}-copycat"], [*game.works, copies],
                          [*game.work_labels, game.work_labels[owner].copy()], game.public_images, game.public_labels,
                          game.num_classes, game.model_config, game.pretrain, game.finetune, game.cache,
-                         loaded_base=game.loaded_base)
+                         loaded_base=game.loaded_base, control_works=game.control_works)

@@ -15,6 +15,10 @@ def _royalty_shares_rules(v: dict) -> str | None:
     if model.get("name_or_path") and v["data_dir"] is None:
         return ("a pretrained text-to-image model (model.name_or_path) plays on your own images: set data_dir to a "
                 "folder root/<owner>/*.png|jpg, e.g. --set data_dir=~/data/wikiart")
+    epochs = {k: v.get(k) for k in ("pretrain_epochs", "finetune_epochs") if v.get(k) is not None}
+    if epochs and not model.get("name_or_path"):
+        return (f"{', '.join(epochs)} set: epochs apply to LoRA fine-tunes of a pretrained model (model.name_or_path); "
+                "the small UNet trains pretrain_steps and finetune_steps")
     if not model.get("name_or_path"):
         steps = model.get("num_train_timesteps", 1000)
         if v["n_strata"] > steps - 1:
