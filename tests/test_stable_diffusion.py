@@ -80,7 +80,7 @@ def test_royalty_shares_notebook_runs_on_a_tiny_stable_diffusion(tmp_path, run_n
     out, metrics = run_notebook("royalty_shares", sets=[
         f"model={{family: diffusion, name_or_path: '{sd}', device: cpu, lora_rank: 4}}",
         f"data_dir={owners}", "n_folder_owners=3", "image_size=16", "prompt_template='a logo by {owner}'",
-        "shell_dataset=folder", "pretrain_steps=4", "pretrain_batch_size=2", "finetune_steps=2",
+        "shell_dataset=folder", "estimator_game_n_owners=0", "pretrain_steps=4", "pretrain_batch_size=2", "finetune_steps=2",
         "finetune_batch_size=2", "sample_steps=2", "likelihood_batch_size=16", f"cache_dir={cache}"])
     assert metrics["folder_n_owners"] == 3
     for prompt, shares in metrics["folder_share_matrix"].items():  # all 0 if no owner raises the likelihood
@@ -88,13 +88,16 @@ def test_royalty_shares_notebook_runs_on_a_tiny_stable_diffusion(tmp_path, run_n
     import pandas as pd
 
     table = pd.read_csv(out / "tables" / "shares.csv")
-    assert len(table) == 3 * 3 and np.isfinite(table["shapley_bits"]).all() and (table["shapley_se_bits"] > 0).all()
+    assert len(table) == metrics["n_seeds"] * 3 * 3 and np.isfinite(table["shapley_bits"]).all()
+    assert (table["shapley_se_bits"] > 0).all()
     assert 0 <= metrics["folder_prompted_owner_top_share_rate"] <= 1
-    assert "shell_own_prompt_share_after" in metrics
+    assert "shell_srs_after" in metrics and metrics["outputs_from_independent_replicate"] is True
     adapters = sorted(cache.rglob("lora.safetensors"))
-    # the null LoRA, the empty coalition's control LoRA (on the public folder; the split game's is the same),
-    # 7 coalitions, and the 8 shell coalitions holding one half (x any subset of the other two)
-    assert len(adapters) == 1 + 2**3 + 2 * 2**2
+    # the null LoRA; per fine-tune seed (smoke: 2) the empty coalition's control LoRA (on the public folder;
+    # the split and copy-cat games' is the same) and 7 coalitions, the 8 shell coalitions holding one half
+    # (x any subset of the other two) and the 8 holding the copy-cat; and each seed's replicate full coalition
+    n_seeds = metrics["n_seeds"]
+    assert len(adapters) == 1 + n_seeds * (2**3 + 2 * 2**2 + 2**3) + n_seeds
     assert not list(cache.rglob("diffusion_pytorch_model.safetensors"))  # adapters only, never the base
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "ok"

@@ -166,6 +166,8 @@ def verdicts(m: dict, owner_name: str, datasets) -> list[str]:
     out = []
 
     def ci(key, fmt=".2f"):
+        if f"{key}_ci" not in m:  # e.g. a fraction of a pay that was 0 under every seed
+            return "undefined"
         lo, hi = m[f"{key}_ci"]
         return f"{m[key]:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
 
@@ -176,7 +178,7 @@ def verdicts(m: dict, owner_name: str, datasets) -> list[str]:
                    f"of the pair's pay (0.5: an even split). Leave-one-out: the pair gets {ci('shell_loo_after')}, "
                    f"the smaller shell {ci('shell_loo_smaller_half_fraction')}; similarity: {ci('shell_similarity_after')}, "
                    f"{ci('shell_similarity_smaller_half_fraction')}.")
-        lo, hi = m["shell_srs_change_ci"]
+        lo, hi = m["shell_srs_change_ci"]  # always defined: before and after are shares
         out.append("  -> the split changes the owners' pay beyond seed noise: Shapley shares are not robust to how "
                    "works are grouped into owners." if lo > 0 or hi < 0 else
                    "  -> the change from the split is within seed noise: no evidence here that splitting pays.")
