@@ -139,7 +139,7 @@ def test_memorization_verdicts_follow_the_intervals():
     text = "\n".join(as_papers)
     assert "At matched training (400 epochs) extraction still falls with N" in text
     assert "transition moves with the training budget" in text and "at N=[8, 64]" in text
-    assert "saturates at log2|R| = 9.0 bits from 80 exposures" in text and "Larger models memorise more" in text
+    assert "saturates at log2|R| = 9.0 bits from 80 exposures" in text and "At 80 exposures the larger model memorises more" in text
     flat = memorization.verdicts(_memorization_metrics({100: {8: 0.0, 64: 0.0}, 400: {8: 0.01, 64: 0.01}},
                                                        {"8K": {1: 3.0, 4: 3.0}, "121K": {1: 3.0, 4: 3.0}}))
     text = "\n".join(flat)

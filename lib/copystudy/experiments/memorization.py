@@ -366,13 +366,14 @@ def verdicts(m: dict) -> list[str]:
                    + (f" The skew-normal estimate reaches its cap from {capped:.3g} exposures."
                       if (capped := m["skewnorm_exposure_reaches_cap_at_exposures"][mo]) is not None else ""))
     small, large = models[0], models[-1]
-    d0 = sorted(expo[small])[0]
-    out.append(f"Model size at {seen[d0]:.3g} exposures: {small} {expo[small][d0]:.1f} {_ci(expo_ci[small][d0])}, "
-               f"{large} {expo[large][d0]:.1f} {_ci(expo_ci[large][d0])} bits (rank exposure); skew-normal "
-               f"{sk[small][d0]:.1f} {_ci(sk_ci[small][d0])} vs {sk[large][d0]:.1f} {_ci(sk_ci[large][d0])}.")
-    bigger = separated(expo_ci[small][d0], expo_ci[large][d0]) and expo[large][d0] > expo[small][d0]
-    out.append("-> Larger models memorise more, intervals separate, as in Carlini et al. 2022." if bigger else
-               "-> The rise with model size does NOT separate from seed noise here at the fewest exposures.")
+    for d in sorted({sorted(expo[small])[0], sorted(expo[small])[-1]}):
+        out.append(f"Model size at {seen[d]:.3g} exposures: {small} {expo[small][d]:.1f} {_ci(expo_ci[small][d])}, "
+                   f"{large} {expo[large][d]:.1f} {_ci(expo_ci[large][d])} bits (rank exposure); skew-normal "
+                   f"{sk[small][d]:.1f} {_ci(sk_ci[small][d])} vs {sk[large][d]:.1f} {_ci(sk_ci[large][d])}.")
+        bigger = separated(expo_ci[small][d], expo_ci[large][d]) and expo[large][d] > expo[small][d]
+        out.append(f"-> At {seen[d]:.3g} exposures the larger model memorises more, intervals separate, as in Carlini "
+                   "et al. 2022." if bigger else
+                   f"-> At {seen[d]:.3g} exposures the difference with model size does NOT separate from seed noise.")
     return out
 
 
