@@ -39,7 +39,7 @@ HEADLINES = {
                       "dict")],
     "copyright_risk": [("canary_info_bits_mean", "canary secret, bits (analytic 19.9)", ".1f"),
                        ("document_info_fidelity_rho", "information vs fidelity (documents), Spearman", ".2f"),
-                       ("image_works_reproduced", "training digits reproduced", "d")],
+                       ("image_works_reproduced", "training digits reproduced (of 63, mean over seeds)", ".1f")],
     "royalty_shares": [("typefaces_mean_prompted_share", "typefaces: prompted owner's mean share", ".2f"),
                        ("typefaces_prompted_owner_top_share_rate", "typefaces: prompted owner on top", ".2f"),
                        ("digits_mean_prompted_share", "digits: prompted owner's mean share", ".2f"),

@@ -101,7 +101,7 @@ def plot_checks(rows: pd.DataFrame, unprompted: pd.DataFrame):
         after=("share", "sum"), before=("owner_share_before", "first")).reset_index().melt(
         ["method", "seed"], ["before", "after"], var_name="when", value_name="share")
     sns.barplot(data=shell, x="method", y="share", hue="when", errorbar=("ci", 95), alpha=0.6, ax=axes[0])
-    axes[0].set(title="(a) split into two shells: owner's pay before, shells' summed pay after", ylim=(0, 1),
+    axes[0].set(title="(a) one owner split into two shells: its pay before, the shells' sum after", ylim=(0, 1),
                 xlabel="")
     copy = rows[(rows.variant == "copycat") & (rows.role != "other")]
     sns.barplot(data=copy, x="method", y="share", hue="role", errorbar=("ci", 95), alpha=0.6, ax=axes[1])
@@ -113,6 +113,7 @@ def plot_checks(rows: pd.DataFrame, unprompted: pd.DataFrame):
         frame = frame[frame.dataset == frame.dataset.iloc[0]]
         sns.barplot(data=frame, x="owner", y="share", hue="method", errorbar=("ci", 95), ax=axes[2])
         axes[2].set(title=f"(c) unprompted outputs ({frame.dataset.iloc[0]}): who is paid", xlabel="")
+        axes[2].tick_params(axis="x", labelrotation=20, labelsize=8)
         axes[2].legend(fontsize=7)
     for ax in axes[:2]:
         ax.tick_params(axis="x", labelsize=8)
