@@ -124,7 +124,7 @@ def test_royalty_notebook_refuses_bad_inputs_before_training(case, message, code
     name = "nobody-here/no-such-model-xyz" if case == "bad_model" else str(tiny_stable_diffusion(tmp_path / "sd"))
     cache = tmp_path / "cache"
     sets = [f"model={{family: diffusion, name_or_path: '{name}', device: cpu}}", f"cache_dir={cache}",
-            "shell_split=false"] + ([] if case == "no_data_dir" else [f"data_dir={owners}"])
+            "shell_split=false", "estimator_game_n_owners=0"] + ([] if case == "no_data_dir" else [f"data_dir={owners}"])
     proc = run_cli("run", "royalty_shares", "--params", str(ROOT / "params/royalty_shares/smoke.yaml"),
                    "--out", str(tmp_path / "run"), "--quiet", *[a for s in sets for a in ("--set", s)], check=False)
     assert proc.returncode == code
