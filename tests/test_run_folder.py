@@ -137,7 +137,13 @@ def _start_run(project, out: Path, sleep: float) -> subprocess.Popen:
     env = {**os.environ, "COPYSTUDY_PROGRESS": "0", "COPYSTUDY_ROOT": str(project), "TOY_SLEEP": str(sleep)}
     return subprocess.Popen([sys.executable, "-m", "copystudy", "run", "toy", "--quiet", "--out", str(out)],
                             cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_interruptible)
+
+
+def _interruptible() -> None:
+    """SIGINT at its default in the run, as in a terminal: a test suite started in the background of a
+    non-interactive shell inherits SIGINT ignored, and the run would then never see the simulated Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_sleep_cell(out: Path, timeout: float = 120) -> None:
