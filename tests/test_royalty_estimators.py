@@ -140,7 +140,7 @@ def test_game_construction_invariants(tmp_path):
         assert all(len(game.works[i]) >= len(cls_works) // len(mine) for i in mine)
     assert list(est.prompts(game)) == [int(p) for p in digits.prompts()]
     np.testing.assert_array_equal(est.owner_prompt(game), [0, 0, 1, 1, 2, 2, 3, 4])
-    twin = est.replicate(game, 7)
+    twin = est.with_finetune_seed(game, 7)
     assert twin.finetune.seed == 7 and game.finetune.seed == 0 and twin.base_key() == game.base_key()
 
 

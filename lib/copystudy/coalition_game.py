@@ -23,6 +23,7 @@ settings and the recipe's declared version.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -397,9 +398,7 @@ def split_game(game: CoalitionGame, owner: int, seed: int = 0) -> CoalitionGame:
             owners.append(name)
             new_works.append(game.works[i] if half is None else works[half])
             new_labels.append(game.work_labels[i] if half is None else game.work_labels[i][half])
-    return CoalitionGame(owners, new_works, new_labels, game.public_images, game.public_labels, game.num_classes,
-                         game.model_config, game.pretrain, game.finetune, game.cache, loaded_base=game.loaded_base,
-                         control_works=game.control_works)
+    return dataclasses.replace(game, owners=owners, works=new_works, work_labels=new_labels, log=[])
 
 
 def copycat_game(game: CoalitionGame, owner: int, noise: float = 0.03, seed: int = 0) -> CoalitionGame:
@@ -410,7 +409,5 @@ def copycat_game(game: CoalitionGame, owner: int, noise: float = 0.03, seed: int
     works = game.works[owner]
     rng = np.random.default_rng(seed)
     copies = np.clip(works + rng.normal(0.0, noise, works.shape), 0.0, 1.0).astype(np.float32)
-    return CoalitionGame([*game.owners, f"{game.owners[owner]}-copycat"], [*game.works, copies],
-                         [*game.work_labels, game.work_labels[owner].copy()], game.public_images, game.public_labels,
-                         game.num_classes, game.model_config, game.pretrain, game.finetune, game.cache,
-                         loaded_base=game.loaded_base, control_works=game.control_works)
+    return dataclasses.replace(game, owners=[*game.owners, f"{game.owners[owner]}-copycat"], works=[*game.works, copies],
+                               work_labels=[*game.work_labels, game.work_labels[owner].copy()], log=[])

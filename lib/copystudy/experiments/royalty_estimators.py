@@ -19,14 +19,13 @@ of *distinct* coalitions they evaluate (models a real game must train) held to 1
 
 from __future__ import annotations
 
-import dataclasses
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from copystudy import coalition_game, coalition_utility, intervals, royalty, shapley
-from copystudy.experiments.royalty_shares import digit_game_data
+from copystudy.experiments.royalty_shares import digit_game_data, with_finetune_seed
 
 FRACTIONS = (0.10, 0.25, 0.50)
 EXACT = 1e-6  # a share error below this is rounding: the estimate is exact
@@ -85,18 +84,13 @@ def owner_prompt(game) -> np.ndarray:
     return np.searchsorted(prompts(game), np.array([int(p) for p in game.prompts()]))
 
 
-def replicate(game, seed: int):
-    """The same game with the fine-tunes trained from another seed (an independent replicate)."""
-    return dataclasses.replace(game, finetune=dataclasses.replace(game.finetune, seed=seed), log=[])
-
-
 def generate(game, samples_per_prompt: int, sample_steps=None, guidance: float = 1.0, seed: int = 0):
     """Outputs for every prompt from the full coalition of an independent replicate (fine-tune seed + 1).
 
     Returns (outputs [N, 1, 8, 8] quantised to 8 bits, prompt ids [N], prompt index [N])."""
     from copystudy.likelihood import quantize
 
-    twin = replicate(game, game.finetune.seed + 1)
+    twin = with_finetune_seed(game, game.finetune.seed + 1)
     full = twin.model(range(twin.n))
     index = np.repeat(np.arange(len(prompts(game))), samples_per_prompt)
     labels = prompts(game)[index]
