@@ -114,18 +114,19 @@ def part_b(rows: list, tmp: Path) -> None:
 
 
 def part_c(rows: list) -> None:
-    from copystudy import baselines, compression, data
-    from copystudy.compress_cli import load_model
+    from copystudy.compression import baselines, rates
+    from copystudy.common import data
+    from copystudy.tools.compress_cli import load_model
 
     lm = load_model(ROOT / "results" / "lm_compression" / "default")
     text = data.join_documents(data.text_corpus())[:101_000]
     for processes in (1, 2):
-        info = compression.lm_code(lm, text, 2048, show_progress=False, processes=processes)
+        info = rates.lm_code(lm, text, 2048, show_progress=False, processes=processes)
         assert info["roundtrip_exact"]
         cond = f"{processes} process{'es' * (processes > 1)}, 2048-byte chunks"
         rows.append(("c", "byte LM 125K (range coder) encode", cond, len(text) / 1e3 / info["encode_seconds"], "KB/s"))
         rows.append(("c", "byte LM 125K (range coder) decode", cond, len(text) / 1e3 / info["decode_seconds"], "KB/s"))
-    pieces = compression.lm_chunks(lm, text, 2048)
+    pieces = rates.lm_chunks(lm, text, 2048)
     for name in baselines.COMPRESSORS:
         c = baselines.get(name)
         encode, decode = [], []
@@ -144,7 +145,7 @@ def part_c(rows: list) -> None:
 def write(rows: list, out: Path) -> None:
     import pandas as pd
 
-    from copystudy.parallel import usable_cores
+    from copystudy.common.parallel import usable_cores
 
     out.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows, columns=["part", "measurement", "condition", "value", "unit"])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from copystudy import baselines, coding
+from copystudy.compression import baselines, coding
 
 TEXT = ("Python is a programming language that lets you work quickly. " * 60).encode()
 SAMPLES = {"empty": b"", "one byte": b"\x00", "all 256": bytes(range(256)), "run": b"z" * 4000,

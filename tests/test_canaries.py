@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from copystudy import canaries as C
+from copystudy.memorization import canaries as C
 
 
 def test_make_canaries_format_and_counts():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from copystudy import coding, predictors
+from copystudy.compression import coding, predictors
 from copystudy.models.causal_lm import CausalLM
 
 RNG = np.random.default_rng(0)

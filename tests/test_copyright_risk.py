@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from copystudy import risk as R
+from copystudy.memorization import risk as R
 
 
 def test_pixel_context_model_is_a_normalised_code():
@@ -16,7 +16,7 @@ def test_pixel_context_model_is_a_normalised_code():
 
 
 def test_pixel_context_model_simple_images_cost_fewer_bits():
-    from copystudy.data import digits
+    from copystudy.common.data import digits
 
     images, _ = digits()
     model = R.PixelContextModel().fit(images[:300])
@@ -73,7 +73,7 @@ def _fake_image_results(works, fold, seeds, heldout_l2, fidelity, info=lambda s,
 
 
 def _fake_image_map():
-    from copystudy import distances
+    from copystudy.memorization import distances
     from copystudy.experiments import copyright_risk as cr
 
     works, heldout = _images(9, 0), _images(30, 1)
@@ -87,7 +87,7 @@ def _fake_image_map():
 def test_image_table_takes_information_from_the_model_that_never_saw_the_work():
     """info_bits is the fold's model's (300 + 10 x seed here), seen_bits the others' (100); fidelity the
     mean over the seen models; and a result that claims the reference trained on the work is refused."""
-    from copystudy import distances
+    from copystudy.memorization import distances
     from copystudy.experiments import copyright_risk as cr
 
     works, heldout = _images(6, 0), _images(30, 1)
@@ -114,7 +114,7 @@ def test_copy_agreement_is_not_a_function_of_the_plotted_fidelity():
     """Two works with the same mean fidelity over the models that saw them (0.6) and different colours:
     A has a sample at 0.4 x its look-alike distance in both models (over the 0.1 RMS threshold: no
     copy); B is copied exactly by one model and missed (0.8 x) by the other."""
-    from copystudy import distances
+    from copystudy.memorization import distances
     from copystudy.experiments import copyright_risk as cr
 
     rng = np.random.default_rng(0)
@@ -142,7 +142,7 @@ def test_copy_agreement_is_not_a_function_of_the_plotted_fidelity():
 
 @pytest.fixture(scope="module")
 def tiny_image_risk():
-    from copystudy import data
+    from copystudy.common import data
     from copystudy.experiments.copyright_risk import image_risk
 
     pool, heldout, _ = data.image_split(None, 8, 40, 0)
@@ -185,7 +185,8 @@ def test_image_summary_and_verdicts_from_known_scores():
 
 # ---- text: the k-fold design ----------------------------------------------------------------------
 def _small_corpus(n_bytes=12_000):
-    from copystudy import canaries, data
+    from copystudy.memorization import canaries
+    from copystudy.common import data
 
     return canaries.text_budget(data.python_docs(), n_bytes)
 
@@ -242,7 +243,7 @@ def test_fold_table_takes_information_from_the_reference_and_fidelity_from_the_o
 def test_summary_and_verdicts_from_known_scores():
     """Fake scores with a known answer: one document 60% memorised, the rest 10%; x1 canaries 10%,
     x8 canaries 90% and extracted by every seen model; the reference pays 20 + seed bits a secret."""
-    from copystudy import canaries
+    from copystudy.memorization import canaries
     from copystudy.experiments import copyright_risk as cr
 
     design = cr.text_design(_small_corpus(), 3, [1, 8], 1, 6, format_lines=0, seed=0)
@@ -300,7 +301,7 @@ def test_text_regions_follow_the_stated_thresholds(tiny_text_risk):
 
 
 def test_information_fidelity_association_is_the_permutation_test(tiny_text_risk):
-    from copystudy import intervals
+    from copystudy.common import intervals
     from copystudy.experiments.copyright_risk import N_PERM
 
     text = tiny_text_risk
@@ -322,7 +323,9 @@ def test_reference_that_saw_the_template_but_not_the_secret_pays_the_analytic_bi
     expectation, so it can fall below only by the sampling error of a mean of 60 (per-secret sd was
     0.25 bits when this was written: 0.5 bits is > 10 standard errors); above, 1.5 bits (0.25 bit a
     digit) leaves room for an undertrained tiny model (20.0 was measured at 500 steps, 20.4 at 300)."""
-    from copystudy import canaries, models, parallel
+    from copystudy.memorization import canaries
+    from copystudy import models
+    from copystudy.common import parallel
 
     analytic = canaries.analytic_bits(6)
     assert analytic == pytest.approx(19.93, abs=0.01)
@@ -378,8 +381,8 @@ def test_copyright_risk_smoke_run(run_notebook):
 
 
 def test_parameter_rules_of_the_image_design():
-    from copystudy.param_rules import check_rules
-    from copystudy.params import ParameterError
+    from copystudy.runner.rules import check_rules
+    from copystudy.runner.params import ParameterError
 
     ok = {"n_train": 63, "image_folds": 3, "n_strata": 64, "model": {"family": "diffusion"}}
     check_rules("copyright_risk", ok)

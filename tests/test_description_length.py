@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from copystudy import compression
-from copystudy import description_length as dl
+from copystudy.compression import rates
+from copystudy.compression import code_lengths as dl
 
 
 class UniformModel:
@@ -107,7 +107,7 @@ def test_two_part_bookkeeping():
     assert dl.two_part_bits(m, data, bits_per_param=32)["model_bits"] == 320
     assert dl.uniform_bits(200) == 1600
     with pytest.raises(ValueError):
-        compression.model_bits(10, 0)
+        rates.model_bits(10, 0)
 
 
 def test_code_lengths_by_size_with_uniform_learner():
@@ -307,7 +307,7 @@ def test_early_stopping_keeps_the_best_weights_and_stops_after_patience(monkeypa
 
 
 def test_early_stopped_trainer_is_deterministic_and_restores_its_best():
-    from copystudy import parallel
+    from copystudy.common import parallel
 
     recipe = dl.Recipe(model=TINY, batch_size=4, lr=3e-3, epochs=1.0, min_steps=6, max_steps=6, eval_every=2,
                        patience=2)

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from copystudy import baselines, compression
+from copystudy.compression import baselines, rates
 from copystudy.experiments import description_length, lm_compression, memorization, royalty_shares
-from copystudy.verdicts import rises, trend
+from copystudy.common.verdicts import rises, trend
 
 
 def test_trend():
@@ -44,7 +44,7 @@ def test_memorization_schedule_gives_every_n_the_same_epochs():
 
 
 def test_memorization_pooled_rates_are_wilson_over_all_seeds_samples():
-    from copystudy.intervals import mean_ci, wilson
+    from copystudy.common.intervals import mean_ci, wilson
 
     runs = pd.DataFrame([{"epochs": 100, "N": 8, "seed": s, "steps": 100, "batch": 8, "extracted": k,
                           "n_samples": 200, "extraction_rate": k / 200, "median_d_train": 0.1}
@@ -212,7 +212,7 @@ def test_sweep_summary_finds_the_u_and_whether_the_best_size_grows():
             for (name, p), r in zip((("s", 10), ("m", 100), ("l", 1000)), rates) for seed in range(3)]
     table = pd.DataFrame(rows, columns=["data_bytes", "model", "n_params", "seed", "adjusted_rate"])
     table = table.assign(train_rate=table.adjusted_rate, heldout_rate=table.adjusted_rate)
-    best = compression.best_model_per_data_size(table)
+    best = rates.best_model_per_data_size(table)
     m = lm_compression.summarize_sweep(table, best)
     assert m["sweep_n_seeds"] == 3
     assert m["sweep_u_shape_by_data_bytes"] == {1000: True, 8000: False, 20000: True}
@@ -254,7 +254,7 @@ def _final(model, data_bits):
 
 
 def _description_inputs(dup_bits: float):
-    from copystudy import description_length as dl
+    from copystudy.compression import code_lengths as dl
 
     data = bytes(4000)
     boundaries = dl.block_schedule(len(data), 1000)

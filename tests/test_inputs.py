@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import one_line_error, run_cli
-from copystudy import data
+from copystudy.common import data
 
 
 def check(project, *sets):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from copystudy import intervals
+from copystudy.common import intervals
 
 
 def test_mean_ci_matches_the_t_interval():

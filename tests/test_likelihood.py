@@ -8,7 +8,7 @@ import torch
 from diffusers import DDPMScheduler
 from scipy.stats import norm
 
-from copystudy.likelihood import (
+from copystudy.compression.likelihood import (
     NoisePlan, Schedule, VLBTerms, discretized_gaussian_log_likelihood, exact_vlb_bits, gaussian_kl, quantize,
     vlb_terms,
 )
@@ -123,7 +123,7 @@ def test_latent_bound_is_unclipped_and_continuous():
 
     from diffusers import DDPMScheduler
 
-    from copystudy import likelihood as L
+    from copystudy.compression import likelihood as L
 
     schedule = L.Schedule.from_scheduler(DDPMScheduler(num_train_timesteps=50, beta_schedule="scaled_linear"))
     gen = torch.Generator().manual_seed(0)

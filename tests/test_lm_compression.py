@@ -7,23 +7,24 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from copystudy import baselines, coding, compress_cli, compression
+from copystudy.compression import baselines, coding, rates
+from copystudy.tools import compress_cli
 from copystudy.models.causal_lm import CausalLM
 
 TEXT = ("The range coder spends -log2 p bits on a byte of probability p. " * 50).encode()
 
 
 def test_rates_closed_form():
-    assert compression.raw_rate(250, 1000) == 0.25
-    assert compression.model_bytes(1000) == 2000
-    assert compression.adjusted_rate(250, 1000, 1000) == pytest.approx(2.25)
-    assert np.isnan(compression.raw_rate(0, 0))
+    assert rates.raw_rate(250, 1000) == 0.25
+    assert rates.model_bytes(1000) == 2000
+    assert rates.adjusted_rate(250, 1000, 1000) == pytest.approx(2.25)
+    assert np.isnan(rates.raw_rate(0, 0))
 
 
 def test_is_u_shaped():
-    assert compression.is_u_shaped([3, 1, 2])
-    assert not compression.is_u_shaped([1, 2, 3])
-    assert not compression.is_u_shaped([3, 2, 1])
+    assert rates.is_u_shaped([3, 1, 2])
+    assert not rates.is_u_shaped([1, 2, 3])
+    assert not rates.is_u_shaped([3, 2, 1])
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_batched_bits_match_causal_lm_bits(tiny_lm):
 
 
 def test_compare_table(tiny_lm):
-    table, details = compression.compare(tiny_lm, {"heldout": TEXT[:900], "train": TEXT[900:1800]},
+    table, details = rates.compare(tiny_lm, {"heldout": TEXT[:900], "train": TEXT[900:1800]},
                                          chunk_sizes=(256, None), show_progress=False)
     assert len(table) == 2 * 2 * (1 + len(baselines.COMPRESSORS))
     assert table["roundtrip_exact"].all()
@@ -55,14 +56,14 @@ def test_compare_table(tiny_lm):
 
 def test_sweep_rows_and_validation():
     models = {"a": dict(n_layer=1, n_head=1, n_embd=8, context=16), "b": dict(n_layer=1, n_head=1, n_embd=16, context=16)}
-    table = compression.sweep(TEXT, TEXT[:300], models, [500, 1500], steps=2, batch_size=2, show_progress=False)
+    table = rates.sweep(TEXT, TEXT[:300], models, [500, 1500], steps=2, batch_size=2, show_progress=False)
     assert len(table) == 4
     row = table.iloc[0]
     assert row.adjusted_rate == pytest.approx(row.train_rate + 2 * row.n_params / row.data_bytes)
-    best = compression.best_model_per_data_size(table)
+    best = rates.best_model_per_data_size(table)
     assert list(best.data_bytes) == [500, 1500]
     with pytest.raises(ValueError, match="sweep_data_sizes"):
-        compression.sweep(TEXT, TEXT, models, [10 ** 7], steps=1, show_progress=False)
+        rates.sweep(TEXT, TEXT, models, [10 ** 7], steps=1, show_progress=False)
 
 
 def test_smoke_run_and_compress_cli(run_notebook, tmp_path, capsys):
@@ -108,11 +109,11 @@ def test_smoke_run_and_compress_cli(run_notebook, tmp_path, capsys):
 
 
 def test_sweep_steps_cover_the_data_and_corpus_mixes_in_stdlib():
-    assert compression.sweep_steps(1000, 150, 1.0, 16, 128) == 150
-    assert compression.sweep_steps(1_600_000, 150, 1.0, 16, 128) == 782  # one pass over 1.6 MB
+    assert rates.sweep_steps(1000, 150, 1.0, 16, 128) == 150
+    assert rates.sweep_steps(1_600_000, 150, 1.0, 16, 128) == 782  # one pass over 1.6 MB
     docs = {"a": b"x" * 100, "b": b"y" * 50}
-    assert sorted(compression.sweep_corpus(docs, 0, seed=0)) == sorted(b"x" * 100 + b"y" * 50)
-    mixed = compression.sweep_corpus(docs, 20_000, seed=0)
+    assert sorted(rates.sweep_corpus(docs, 0, seed=0)) == sorted(b"x" * 100 + b"y" * 50)
+    mixed = rates.sweep_corpus(docs, 20_000, seed=0)
     assert len(mixed) > 150 and b"x" * 100 in mixed and b"def " in mixed
 
 
@@ -120,8 +121,8 @@ def test_coding_in_stream_batches_gives_the_same_code(tiny_lm):
     """Chunks coded in several lock-step batches give the same sizes as one batch (the predictor sees
     each stream alone) up to float32 rounding, which depends on the batch's shape, and still decode
     exactly (the decoder runs the encoder's batches)."""
-    one = compression.lm_code(tiny_lm, TEXT[:1500], chunk_size=200, show_progress=False)
-    many = compression.lm_code(tiny_lm, TEXT[:1500], chunk_size=200, show_progress=False, stream_batch=3)
+    one = rates.lm_code(tiny_lm, TEXT[:1500], chunk_size=200, show_progress=False)
+    many = rates.lm_code(tiny_lm, TEXT[:1500], chunk_size=200, show_progress=False, stream_batch=3)
     assert many["roundtrip_exact"] and one["roundtrip_exact"] and many["n_chunks"] == one["n_chunks"] == 8
     assert abs(many["coded_bits"] - one["coded_bits"]) <= 32 * many["n_chunks"]  # a word per stream at most
     assert many["ideal_bits"] == pytest.approx(one["ideal_bits"], rel=1e-6)
@@ -138,9 +139,9 @@ def test_stream_groups_are_near_equal_and_set_by_the_data():
 
 def test_worker_processes_give_the_same_code(tiny_lm):
     """Groups coded side by side in 2 worker processes give the very code of one process, bit for bit."""
-    here = compression.lm_code(tiny_lm, TEXT[:3000], chunk_size=200, show_progress=False, stream_batch=4,
+    here = rates.lm_code(tiny_lm, TEXT[:3000], chunk_size=200, show_progress=False, stream_batch=4,
                                processes=1)
-    forked = compression.lm_code(tiny_lm, TEXT[:3000], chunk_size=200, show_progress=False, stream_batch=4,
+    forked = rates.lm_code(tiny_lm, TEXT[:3000], chunk_size=200, show_progress=False, stream_batch=4,
                                  processes=2)
     assert forked["coder_processes"] == 2 and here["coder_processes"] == 1
     assert forked["roundtrip_exact"] and here["roundtrip_exact"]

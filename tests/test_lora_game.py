@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from copystudy import coalition_game, glyphs
+from copystudy.attribution import coalition_game
+from copystudy.common import glyphs
 from copystudy.experiments import royalty_shares as experiment
 from copystudy.models.tiny_pipeline import glyph_pipeline, train_tiny_pipeline
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from copystudy import data, distances, extraction
+from copystudy.common import data
+from copystudy.memorization import distances, extraction
 
 
 def img(values):

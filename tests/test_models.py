@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from copystudy import data, models
+from copystudy.common import data
+from copystudy import models
 from copystudy.models.causal_lm import CausalLM
 from copystudy.models.diffusion import DiffusionModel
 

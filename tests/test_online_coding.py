@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from copystudy import online_coding as oc
-from copystudy.description_length import block_bits
+from copystudy.compression import online_coding as oc
+from copystudy.compression.code_lengths import block_bits
 from copystudy.models.causal_lm import CausalLM
 
 TEXT = (b"The quick brown fox jumps over the lazy dog. " * 12 + bytes(range(32, 127)) * 2

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import ROOT, run_cli
-from copystudy import parallel
+from copystudy.common import parallel
 
 
 def test_in_process_tasks_keep_order_and_import_no_dask(monkeypatch):

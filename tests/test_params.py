@@ -7,8 +7,8 @@ import math
 import pytest
 
 from conftest import ROOT
-from copystudy import plan
-from copystudy.params import ParameterError, declared_parameters, parse_spec, read_params_file, yaml_value
+from copystudy.runner import plan
+from copystudy.runner.params import ParameterError, declared_parameters, parse_spec, read_params_file, yaml_value
 
 
 @pytest.mark.parametrize("spec, good, bad", [

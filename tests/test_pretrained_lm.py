@@ -77,20 +77,20 @@ def test_asking_for_cuda_without_one_is_a_clear_error():
 def test_a_tokenizer_model_range_codes_text_exactly(folder):
     """Token streams are range-coded and decoded back to the original bytes; the code length is the
     model's own (token_bits) to float precision, and rates are per original byte."""
-    from copystudy import compression
+    from copystudy.compression import rates
 
     lm = CausalLM.from_pretrained(str(folder), device="cpu")
     text = ("Zürich café — naïve “quotes” ünïcödé. " * 3).encode() + TEXT * 3
-    whole = compression.lm_code(lm, text, chunk_size=None, show_progress=False)
+    whole = rates.lm_code(lm, text, chunk_size=None, show_progress=False)
     assert whole["roundtrip_exact"] and whole["original_bytes"] == len(text)
     assert whole["n_symbols"] == len(lm.tokens(text)) < len(text)
     assert whole["ideal_bits"] == pytest.approx(lm.total_bits(text), rel=1e-9)
-    chunked = compression.lm_code(lm, text, chunk_size=50, show_progress=False)
+    chunked = rates.lm_code(lm, text, chunk_size=50, show_progress=False)
     assert chunked["roundtrip_exact"] and chunked["n_chunks"] >= len(text) // 50
 
 
 def test_utf8_chunks_never_split_a_character():
-    from copystudy import coding
+    from copystudy.compression import coding
 
     text = "aé€😀b".encode() * 40
     for size in (1, 2, 3, 5, 7, 64):

@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 
-from copystudy import coalition_game, model_cache
-from copystudy.glyphs import glyph_owners, render_glyph, typefaces
-from copystudy.royalty import (
+from copystudy.attribution import coalition_game
+from copystudy.common import model_cache
+from copystudy.common.glyphs import glyph_owners, render_glyph, typefaces
+from copystudy.attribution.royalty import (
     leave_one_out_shares, prompt_payouts, prompted_owner_metrics, royalty_shares, shapley_royalty_shares,
     similarity_shares,
 )
-from copystudy.shapley import airport_game, glove_game, table_from_game
+from copystudy.attribution.shapley import airport_game, glove_game, table_from_game
 
 
 def test_royalty_shares_clip_and_normalise():

@@ -4,7 +4,7 @@ counted in distinct coalitions, and the n-owner digits game's construction."""
 import numpy as np
 import pytest
 
-from copystudy import coalition_game, royalty, shapley
+from copystudy.attribution import coalition_game, royalty, shapley
 from copystudy.experiments import royalty_estimators as est
 from copystudy.experiments import royalty_shares
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import one_line_error, run_cli
-from copystudy import runfolder
+from copystudy.runner import runfolder
 
 
 @pytest.fixture

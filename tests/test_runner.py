@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, run_cli
-from copystudy import plan
-from copystudy.params import ParameterError, declared_parameters
+from copystudy.runner import plan
+from copystudy.runner.params import ParameterError, declared_parameters
 
 def test_declared_parameters_have_specs_defaults_and_help(project):
     params = declared_parameters(project / "notebooks" / "01_toy.ipynb")
@@ -138,7 +138,7 @@ def test_list_shows_parameters_and_sets(project):
 def test_list_gives_one_line_per_parameter_whose_default_reads_back():
     """`copystudy list`: `name = default  # valid values: meaning`, one line per parameter, the default
     in YAML that reads back (as --set would) to the notebook's own default, dicts in full."""
-    from copystudy.params import yaml_value
+    from copystudy.runner.params import yaml_value
 
     sections, current = {}, None
     for line in run_cli("list").stdout.splitlines():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from copystudy.shapley import (
+from copystudy.attribution.shapley import (
     airport_game, airport_shapley, coalition_index, coalition_matrix, estimate_shapley, exact_shapley,
     game_from_table, glove_game, glove_shapley, kernel_shapley, leave_one_out, permutation_shapley,
     table_from_game, weighted_majority_game, weighted_majority_shapley,

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from copystudy import shapley_cli
-from copystudy.shapley import airport_game, coalition_matrix, glove_game, table_from_game
+from copystudy.tools import shapley_cli
+from copystudy.attribution.shapley import airport_game, coalition_matrix, glove_game, table_from_game
 
 
 def write_game(path, owners, table, samples=None, order=None):
@@ -136,10 +136,10 @@ def test_inconsistent_samples(tmp_path, capsys):
 
 def test_command_line(tmp_path):
     """Through `python -m copystudy shapley` when the lead's CLI has the subcommand wired in."""
-    from copystudy import cli
+    from copystudy.runner import cli
 
     if "shapley" not in getattr(cli, "SUBCOMMANDS", {}):
-        pytest.skip("shapley subcommand not wired into copystudy.cli yet")
+        pytest.skip("shapley subcommand not wired into copystudy.runner.cli yet")
     path = write_game(tmp_path / "u.csv", OWNERS, TABLE)
     done = subprocess.run([sys.executable, "-m", "copystudy", "shapley", str(path), "--json"],
                           capture_output=True, text=True, check=True)
@@ -158,7 +158,7 @@ def test_a_spreadsheet_csv_with_byte_order_mark_and_crlf_reads(tmp_path, capsys)
 
 def test_help_of_the_tools_imports_no_torch():
     """--help answers at once: building a tool's parser imports neither torch nor transformers."""
-    code = ("import sys; from copystudy.cli import build_parser\n"
+    code = ("import sys; from copystudy.runner.cli import build_parser\n"
             "for tool in ('compress', 'shapley'): build_parser(tool)\n"
             "print(sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -219,7 +219,7 @@ def test_a_partial_table_that_lacks_coalitions_names_them(tmp_path, capsys):
 
 
 def test_regression_on_the_full_table_is_exact_and_on_a_partial_one_close(tmp_path, capsys):
-    from copystudy.shapley import airport_shapley
+    from copystudy.attribution.shapley import airport_shapley
 
     exact = airport_shapley([1.0, 2.0, 2.0, 4.0, 5.0, 7.0, 8.0, 12.0])
     assert run(write_game(tmp_path / "full.csv", OWNERS8, AIRPORT8), "--estimator", "regression", "--json") == 0

@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from copystudy import plan, site
+from copystudy.runner import plan, site
 
 ROOT = plan.project_root()
 

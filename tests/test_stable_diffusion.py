@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from copystudy import data
+from copystudy.common import data
 from copystudy.models.latent_diffusion import LatentDiffusionModel
 from tiny_models import tiny_owner_folder, tiny_stable_diffusion
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from copystudy import data
+from copystudy.common import data
 
 
 def tiny_gpt2_with_tokenizer(folder: Path, vocab_size: int = 320) -> Path:

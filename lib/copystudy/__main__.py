@@ -1,6 +1,6 @@
 import sys
 
-from copystudy.cli import main
+from copystudy.runner.cli import main
 
 if __name__ == "__main__":  # not when a spawned worker process (Dask, multiprocessing) imports this module
     sys.exit(main())

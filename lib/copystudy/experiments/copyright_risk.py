@@ -20,7 +20,10 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from copystudy import baselines, canaries, distances, extraction, intervals, models, parallel, risk
+from copystudy.compression import baselines
+from copystudy.memorization import canaries, distances, extraction, risk
+from copystudy.common import intervals, parallel
+from copystudy import models
 
 
 @dataclass
@@ -76,7 +79,7 @@ def _fold_diffusion(works: np.ndarray, heldout: np.ndarray, fold: np.ndarray, sp
     timesteps and noises, so differences between models are not Monte Carlo noise), the distance and
     image of its closest sample, and how many samples are extracted copies of it (the memorisation
     notebook's criterion, against the works this model trained on). Numbers, not the model, go back."""
-    from copystudy.likelihood import NoisePlan, vlb_terms
+    from copystudy.compression.likelihood import NoisePlan, vlb_terms
 
     s, j = item
     seen = image_training_indices(fold, j)

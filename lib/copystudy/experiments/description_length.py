@@ -6,7 +6,7 @@ whole text with its weights at the precision that makes it shortest; the general
 document with a bootstrap interval over documents and seeds; memorised bits per work from a swap
 design (the without-model trains on the same corpus with the work swapped for held-out text of the
 same length), with a duplicated work and held-out controls. The quantities are in
-`copystudy.description_length`; this module runs them in the notebook's order, and `summarize` and
+`copystudy.compression.code_lengths`; this module runs them in the notebook's order, and `summarize` and
 `verdicts` give metrics.json and the sentences the notebook prints.
 """
 
@@ -18,8 +18,8 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from copystudy import description_length as dl
-from copystudy import intervals
+from copystudy.compression import code_lengths as dl
+from copystudy.common import intervals
 
 CAPACITY_BITS_PER_PARAM_MORRIS = 3.6  # Morris et al. 2025, GPT-style models trained to saturation
 RATE_COLUMNS = ["uniform_bits_per_byte", "two_part_bits_per_byte", "data_bits_per_byte", "prequential_bits_per_byte",
@@ -83,7 +83,8 @@ def start_prequential_stream(cl: CodeLengths, data: bytes, train, seed: int):
     decodes block 0, trains model 1 on it with the same recipe and seed, decodes block 1 with it,
     and so on, so it must reproduce every model bit for bit (one thread, as every task runs) to get
     the data back."""
-    from copystudy import coding, online_coding, parallel
+    from copystudy.compression import coding, online_coding
+    from copystudy.common import parallel
 
     b = cl.boundaries
     first = online_coding.encode_block(None, b"", data[:b[1]])[0]
@@ -97,8 +98,8 @@ def start_prequential_stream(cl: CodeLengths, data: bytes, train, seed: int):
 
 def _decodes_exactly(code, train, data: bytes, seed: int) -> bool:
     """The decoder (a task): rebuild every block model from the decoded bytes; True if data comes back."""
-    from copystudy import online_coding
-    from copystudy.training import progress
+    from copystudy.compression import online_coding
+    from copystudy.models.training import progress
 
     try:
         decoded = online_coding.decode(code, online_coding.PrequentialLearner(train, seed),

@@ -16,9 +16,11 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from copystudy import baselines, compression, intervals, models, parallel
-from copystudy.data import join_documents, split_documents, text_corpus
-from copystudy.report import run_path
+from copystudy.compression import baselines, rates
+from copystudy.common import intervals, parallel
+from copystudy import models
+from copystudy.common.data import join_documents, split_documents, text_corpus
+from copystudy.common.report import run_path
 
 
 @dataclass
@@ -96,7 +98,7 @@ def describe_model(trained: list[Trained], steps: int) -> str:
     seconds = np.mean([t.seconds for t in trained])
     done = (f"trained {steps} steps ({seconds:.0f} s each) with {len(trained)} seed(s)" if steps
             else "not trained here")
-    return (f"{lm.name}: {lm.n_params:,} parameters = {compression.model_bytes(lm.n_params):,} bytes in float16; "
+    return (f"{lm.name}: {lm.n_params:,} parameters = {rates.model_bytes(lm.n_params):,} bytes in float16; "
             f"{tokens}, context {lm.context}; {done}; seed {trained[0].seed}'s model saved to models/lm/")
 
 
@@ -125,10 +127,10 @@ def code(trained: list[Trained], texts: Texts, chunk_size: int, verify: bool, ad
     lm = trained[0].lm
     rows = [{"compressor": "lm", "label": f"{lm.name} ({lm.n_params:,} params)", "seed": d.seed, "text": d.text,
              "chunking": d.chunking, "original_bytes": d.original_bytes, "compressed_bytes": d.coded_bytes,
-             "raw_rate": compression.raw_rate(d.coded_bytes, d.original_bytes),
-             "adjusted_rate": compression.adjusted_rate(d.coded_bytes, d.original_bytes, lm.n_params),
+             "raw_rate": rates.raw_rate(d.coded_bytes, d.original_bytes),
+             "adjusted_rate": rates.adjusted_rate(d.coded_bytes, d.original_bytes, lm.n_params),
              "roundtrip_exact": d.roundtrip_exact} for d in details.itertuples()]
-    classical = compression.baseline_rates(data, (chunk_size, None), verify, utf8=lm.tokenizer is not None)
+    classical = rates.baseline_rates(data, (chunk_size, None), verify, utf8=lm.tokenizer is not None)
     rates = pd.concat([pd.DataFrame(rows), classical], ignore_index=True)
     rates["bits_per_byte"] = 8 * rates["raw_rate"]
     return rates, details
@@ -142,10 +144,10 @@ def _code_task(lms: dict, data: dict, verify: bool, adaptive: dict, job) -> dict
     seed, text, chunking = job
     lm = lms[seed]
     if chunking == ADAPTIVE:
-        info = compression.adaptive_code(lm, data[text], seed=seed, verify=verify, **adaptive)
+        info = rates.adaptive_code(lm, data[text], seed=seed, verify=verify, **adaptive)
     else:
-        info = compression.lm_code(lm, data[text], chunking, verify=verify, show_progress=False)
-        chunking = compression.chunking_label(chunking)
+        info = rates.lm_code(lm, data[text], chunking, verify=verify, show_progress=False)
+        chunking = rates.chunking_label(chunking)
     return {"seed": seed, "text": text, "chunking": chunking, **info}
 
 
@@ -169,7 +171,7 @@ def summarize(trained: list[Trained], texts: Texts, rates: pd.DataFrame, details
               verify: bool, n_boot: int = 2000) -> dict:
     """The numbers of metrics.json for the coding comparison: the LM's as the mean over seeds with a
     95% interval (`<key>_ci`), the classical compressors' exactly (they have no seed)."""
-    chunked, unchunked = compression.chunking_label(chunk_size), compression.chunking_label(None)
+    chunked, unchunked = rates.chunking_label(chunk_size), rates.chunking_label(None)
     lm = trained[0].lm
 
     def rate(name, text="heldout", chunking=chunked, col="raw_rate", seed=None):
@@ -209,7 +211,7 @@ def summarize(trained: list[Trained], texts: Texts, rates: pd.DataFrame, details
     keys = [k for k in LM_KEYS if k in per_seed[0]]
     out = {"roundtrip_exact": bool(details["roundtrip_exact"].all()) if verify else None,
            "model": lm.name, "pretrained": bool(getattr(lm, "name_or_path", None)), "tokenizer": lm.tokenizer is not None,
-           "n_params": lm.n_params, "model_bytes_float16": compression.model_bytes(lm.n_params),
+           "n_params": lm.n_params, "model_bytes_float16": rates.model_bytes(lm.n_params),
            "heldout_bytes": len(texts.heldout_text), "train_sample_bytes": len(texts.train_sample),
            "train_text_bytes": len(texts.train_text), "seeds": [t.seed for t in trained],
            **intervals.summarize_seeds(per_seed, keys)}
@@ -239,7 +241,7 @@ def document_gap(trained: list[Trained], n_boot: int = 2000, seed: int = 0) -> d
     """Held-out minus training code length in bits per byte, per document: the LM's extra advantage on
     the documents it was trained on (`description_length.bootstrap_gap`: byte-weighted rates, an
     interval that resamples the documents of each split and the seeds)."""
-    from copystudy import description_length as dl
+    from copystudy.compression import code_lengths as dl
 
     gap = dl.bootstrap_gap(pd.concat([t.doc_bits for t in trained], ignore_index=True), n_boot=n_boot, seed=seed)
     return {"lm_heldout_minus_train_bits_per_byte": gap["gap_bits_per_byte"],
@@ -253,7 +255,7 @@ def _pct(m, key):
 
 def verdicts(m: dict, chunk_size: int) -> list[str]:
     """What the coding comparison shows, with 95% intervals over seeds (classical rates are exact)."""
-    chunked = compression.chunking_label(chunk_size)
+    chunked = rates.chunking_label(chunk_size)
     n = m["n_seeds"]
     best, best_u = m["best_classical_chunked"], m["best_classical_unchunked"]
     out = [f"held-out text, {chunked}: LM {_pct(m, 'rate_chunked_lm')} (mean [95% interval] over {n} seeds); "
@@ -299,8 +301,8 @@ def start_sweep(train_docs: dict, heldout_text: bytes, model_sizes: dict, data_s
     """The sweep's text and its models handed to the cluster in the background (they fill workers the
     main models and their coding leave idle); finish_sweep collects them. Without a cluster they
     train at finish_sweep."""
-    text = compression.sweep_corpus(train_docs, stdlib_bytes, seed=seed)
-    return text, compression.submit_sweep(text, heldout_text, model_sizes, data_sizes, steps=steps,
+    text = rates.sweep_corpus(train_docs, stdlib_bytes, seed=seed)
+    return text, rates.submit_sweep(text, heldout_text, model_sizes, data_sizes, steps=steps,
                                           batch_size=batch_size, lr=lr, seeds=list(seeds), epochs=epochs,
                                           background=True)
 
@@ -308,17 +310,17 @@ def start_sweep(train_docs: dict, heldout_text: bytes, model_sizes: dict, data_s
 def finish_sweep(pending) -> tuple[pd.DataFrame, pd.DataFrame]:
     table = pd.DataFrame(pending.result())
     table["data"] = table["data_bytes"].map(lambda d: f"{d / 1000:.0f} KB")
-    return table, compression.best_model_per_data_size(table)
+    return table, rates.best_model_per_data_size(table)
 
 
 def summarize_sweep(table: pd.DataFrame, best: pd.DataFrame) -> dict:
     """The sweep's claims, tested against the seed spread: a U at a data size needs an interior minimum
     whose interval lies below both ends'; the best size grows with the data when the sizes tied with
     the best at the largest D are all larger than those tied with it at the smallest D."""
-    means = compression.sweep_means(table)
-    u_point = {int(d): compression.is_u_shaped(g.sort_values("n_params")["adjusted_rate"].tolist())
+    means = rates.sweep_means(table)
+    u_point = {int(d): rates.is_u_shaped(g.sort_values("n_params")["adjusted_rate"].tolist())
                for d, g in means.groupby("data_bytes")}
-    u_sep = {int(d): compression.u_shape_separated(g.sort_values("n_params").reset_index(drop=True))
+    u_sep = {int(d): rates.u_shape_separated(g.sort_values("n_params").reset_index(drop=True))
              for d, g in means.groupby("data_bytes")}
     best_params = {int(r.data_bytes): int(r.n_params) for r in best.itertuples()}
     sizes = [best_params[d] for d in sorted(best_params)]
@@ -386,7 +388,7 @@ def plot_rates(rates: pd.DataFrame, lm, chunk_size: int, corpus: str):
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    chunked, unchunked = compression.chunking_label(chunk_size), compression.chunking_label(None)
+    chunked, unchunked = rates.chunking_label(chunk_size), rates.chunking_label(None)
     data = rates.copy()
     adaptive = data["chunking"] == ADAPTIVE
     data.loc[adaptive, "compressor"], data.loc[adaptive, "chunking"] = "lm_adaptive", unchunked

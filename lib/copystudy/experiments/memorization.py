@@ -18,8 +18,10 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from copystudy import canaries, extraction, models, parallel
-from copystudy.intervals import mean_ci, separated, wilson
+from copystudy.memorization import canaries, extraction
+from copystudy import models
+from copystudy.common import parallel
+from copystudy.common.intervals import mean_ci, separated, wilson
 
 # diffusion step cost in ms on one thread, t(batch) ~ 8 + 0.22 batch (164K-parameter UNet, 8x8 images):
 # the relative cost of a task, so the costliest start first

@@ -16,8 +16,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from copystudy import coalition_game, intervals, royalty
-from copystudy.distances import pairwise_distances
+from copystudy.attribution import coalition_game, royalty
+from copystudy.common import intervals
+from copystudy.memorization.distances import pairwise_distances
 from copystudy.experiments.royalty_shares import METHODS, utilities_by_seed
 
 VARIANTS = ("shell", "copycat")

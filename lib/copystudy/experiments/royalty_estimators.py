@@ -24,7 +24,8 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from copystudy import coalition_game, coalition_utility, intervals, royalty, shapley
+from copystudy.attribution import coalition_game, coalition_utility, royalty, shapley
+from copystudy.common import intervals
 from copystudy.experiments.royalty_shares import digit_game_data, with_finetune_seed
 
 FRACTIONS = (0.10, 0.25, 0.50)
@@ -88,7 +89,7 @@ def generate(game, samples_per_prompt: int, sample_steps=None, guidance: float =
     """Outputs for every prompt from the full coalition of an independent replicate (fine-tune seed + 1).
 
     Returns (outputs [N, 1, 8, 8] quantised to 8 bits, prompt ids [N], prompt index [N])."""
-    from copystudy.likelihood import quantize
+    from copystudy.compression.likelihood import quantize
 
     twin = with_finetune_seed(game, game.finetune.seed + 1)
     full = twin.model(range(twin.n))
@@ -172,8 +173,8 @@ def estimator_errors(tables: np.ndarray, fractions=FRACTIONS, repeats: int = 20,
                      estimators=None) -> pd.DataFrame:
     """One row per (estimator, fraction, repeat, prompt): the L1 error of the royalty shares and the
     relative L1 error of the Shapley values against exact enumeration, and the coalitions it evaluated.
-    One task per (prompt, estimator) (`copystudy.parallel.map_tasks`); repeat r uses seed + r."""
-    from copystudy import parallel
+    One task per (prompt, estimator) (`copystudy.common.parallel.map_tasks`); repeat r uses seed + r."""
+    from copystudy.common import parallel
 
     items = [(p, name) for p in range(len(tables)) for name in (estimators or ESTIMATORS)]
     rows = parallel.map_tasks(partial(_errors_task, tables, tuple(fractions), repeats, seed), items,

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from copystudy import shapley
+from copystudy.attribution import shapley
 from copystudy.experiments.royalty_shares import METHODS
 
 

@@ -1,9 +1,9 @@
 """Notebook 05, royalty shares: Shapley values of a coalition game of copyright owners (Wang et al. 2024).
 
 Games (typefaces as artists, digit classes as brands, or the reader's own folder) are built in
-`copystudy.coalition_game`; the full coalition's model generates outputs for every owner's prompt,
-every coalition's model scores them (`copystudy.coalition_utility`), and each prompt's outputs are
-paid by Shapley royalty share beside leave-one-out and a similarity baseline (`copystudy.royalty`).
+`copystudy.attribution.coalition_game`; the full coalition's model generates outputs for every owner's prompt,
+every coalition's model scores them (`copystudy.attribution.coalition_utility`), and each prompt's outputs are
+paid by Shapley royalty share beside leave-one-out and a similarity baseline (`copystudy.attribution.royalty`).
 Then: one owner split into two shell companies, and sampling estimators against exact enumeration.
 Each function is one step of the notebook; `summarize` gives metrics.json and `verdicts` the sentences
 the notebook prints. Figures are in `royalty_figures`.
@@ -19,9 +19,10 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from copystudy import coalition_game, coalition_utility, intervals, parallel, royalty, shapley
-from copystudy.data import digits, image_folder
-from copystudy.glyphs import glyph_owners as render_glyph_owners
+from copystudy.attribution import coalition_game, coalition_utility, royalty, shapley
+from copystudy.common import intervals, parallel
+from copystudy.common.data import digits, image_folder
+from copystudy.common.glyphs import glyph_owners as render_glyph_owners
 
 DATASETS = ("typefaces", "digits")
 REIMPLEMENTATION_SHARES = (0.26, 0.45)  # the prompted brand's shares among 4 FlickrLogos brands, Stable Diffusion + LoRA
@@ -149,7 +150,7 @@ def independent(seeded: dict, outputs: dict) -> bool:
 
 
 def _bound_terms(images, labels, plan, batch_size, mask, model):
-    from copystudy.likelihood import vlb_terms
+    from copystudy.compression.likelihood import vlb_terms
 
     return vlb_terms(model, images, labels, plan, batch_size=batch_size)
 
@@ -159,7 +160,7 @@ def utilities_by_seed(rounds: dict, outputs: dict, n_strata: int, n_decoder: int
     """rounds {key: game}, outputs {key: Outputs} -> {key: VLBTerms [2**n, n_outputs]}: every coalition
     of every game scores its outputs, all in one stage of tasks; one noise plan per game, shared by its
     coalitions (common random numbers)."""
-    from copystudy.likelihood import VLBTerms
+    from copystudy.compression.likelihood import VLBTerms
 
     plays = []
     for key, game in rounds.items():

@@ -21,8 +21,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LM
 from transformers.utils import logging as hf_logging
 
 from copystudy.models import loading
-from copystudy.training import set_seed, train
-from copystudy.windows import window_spans, window_start
+from copystudy.models.training import set_seed, train
+from copystudy.compression.windows import window_spans, window_start
 
 WRAPPER_FILE = "copystudy.json"
 

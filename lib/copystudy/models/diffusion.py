@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
-from copystudy.training import progress, set_seed, train
+from copystudy.models.training import progress, set_seed, train
 
 WRAPPER_FILE = "copystudy.json"
 

@@ -12,7 +12,7 @@ from diffusers import DDPMScheduler
 from diffusers.utils import logging as diffusers_logging
 
 from copystudy.models.diffusion import WRAPPER_FILE
-from copystudy.training import train
+from copystudy.models.training import train
 
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 LORA_FILE = "lora.safetensors"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from copystudy.training import train
+from copystudy.models.training import train
 
 MAX_PROMPT_TOKENS = 40  # the tokenizer is character level: a prompt like "a glyph by STIXGeneralItalic" is 29 tokens
 
@@ -145,7 +145,7 @@ def glyph_pipeline(folder: str | Path, exclude=(), size: int = 16, chars: str | 
                    template: str = "a glyph by {owner}", **train_kwargs) -> Path:
     """The tiny pipeline trained on the glyphs of every usable typeface except `exclude` (the owners of a
     game, so its public pre-training never saw their works)."""
-    from copystudy import glyphs
+    from copystudy.common import glyphs
 
     chars = chars or glyphs.DEFAULT_CHARS
     _, public = glyphs.glyph_owners([], chars, size, public=[f for f in glyphs.typefaces(chars) if f not in exclude])

@@ -25,7 +25,7 @@ The grammar of a spec:
 
 Floats are finite; an int parameter takes a whole-number float (1e3); a float takes an int. `text
 files` is a list of paths or glob patterns (one string is a list of one) and `image folder` a folder
-of owner sub-folders; both are checked on disk before the kernel starts (see `copystudy.data`).
+of owner sub-folders; both are checked on disk before the kernel starts (see `copystudy.common.data`).
 """
 
 from __future__ import annotations
@@ -298,7 +298,7 @@ def _yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, int | None, str]:
 
 def read_params_file(path: Path) -> tuple[dict, dict[str, int]]:
     """A YAML parameter set: (name -> value, name -> line). One-line ParameterError with file:line:column."""
-    from copystudy.data import NotUTF8, decode_utf8
+    from copystudy.common.data import NotUTF8, decode_utf8
 
     try:
         text = decode_utf8(path.read_bytes())

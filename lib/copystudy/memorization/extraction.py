@@ -4,7 +4,7 @@ After Carlini et al. 2023, "Extracting Training Data from Diffusion Models". A s
 from training image t when
     d(x, t) <= threshold                          (close in absolute terms), and
     d(x, t) <= ratio * d(x, nearest held-out)      (much closer to t than to unseen images),
-with d a distance of `copystudy.distances`. The second condition is our version of the paper's
+with d a distance of `copystudy.memorization.distances`. The second condition is our version of the paper's
 relative criterion: their CIFAR audit divides d(x, t) by (0.5 x the mean distance to the 50 nearest
 training images); we compare to images that the model never saw instead, which asks directly "is the
 sample closer to its training source than a typical good generation is to a fresh image of the same
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from copystudy.distances import DISTANCES, nearest, pairwise_distances
+from copystudy.memorization.distances import DISTANCES, nearest, pairwise_distances
 
 def carlini_ratio(samples: np.ndarray, train: np.ndarray, kind: str = "l2", n_neighbours: int = 50,
                   alpha: float = 0.5, grid: int = 4) -> np.ndarray:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from copystudy.distances import pairwise_distances
-from copystudy.shapley import exact_shapley, leave_one_out
+from copystudy.memorization.distances import pairwise_distances
+from copystudy.attribution.shapley import exact_shapley, leave_one_out
 
 
 def royalty_shares(values: np.ndarray, axis: int = 0) -> np.ndarray:

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import NotUTF8, decode_utf8
-from .royalty import royalty_shares
-from .shapley import (ESTIMATORS, MissingCoalitions, at_distinct_budget, coalition_matrix, exact_shapley,
+from copystudy.common.data import NotUTF8, decode_utf8
+from copystudy.attribution.royalty import royalty_shares
+from copystudy.attribution.shapley import (ESTIMATORS, MissingCoalitions, at_distinct_budget, coalition_matrix, exact_shapley,
                       kernel_shapley, permutation_shapley, planned_coalitions, regression_shapley)
 
 

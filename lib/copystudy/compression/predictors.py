@@ -1,7 +1,7 @@
 """Predictors: next-symbol probabilities computed position by position, the same way for coder and decoder.
 
 A predictor is fed the symbols of a batch of streams one position at a time (`start`, then `update`)
-and answers with next-symbol probabilities for every stream; the range coder (`copystudy.coding`)
+and answers with next-symbol probabilities for every stream; the range coder (`copystudy.compression.coding`)
 asks it while encoding and while decoding, so the probabilities are bitwise equal by construction.
 
 `LMPredictor` is such a predictor for a byte-level GPT-2 `CausalLM`: a float32 numpy re-run of its
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from copystudy.windows import window_start
+from copystudy.compression.windows import window_start
 
 UNIFORM = np.full(256, 1 / 256)
 

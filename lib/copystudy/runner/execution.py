@@ -1,13 +1,13 @@
 """Run a notebook with papermill into its own results folder, with a manifest.
 
 A run of notebook NAME with parameter set SET goes to results/NAME/SET/ (or --out). Everything that
-can be checked is checked first (`copystudy.plan.prepare`). The run then holds a lock on its folder,
+can be checked is checked first (`copystudy.runner.plan.prepare`). The run then holds a lock on its folder,
 executes in SET.running/, and is moved into place only when it succeeds, so a failed, interrupted or
 killed run never destroys the last good one; a failed run is kept as SET.failed/ with its partial
 notebook and a manifest naming the cell that was running.
 
 What a notebook reports besides its results reaches the manifest through two files it writes into
-its run folder with `copystudy.report`: `inputs.json` (hashes of its input data, `record_input`) and
+its run folder with `copystudy.common.report`: `inputs.json` (hashes of its input data, `record_input`) and
 `timings.json` (wall-clock seconds and cache hits, `save_timings`); the runner moves both into
 manifest.json when the notebook ends.
 """
@@ -29,10 +29,12 @@ from pathlib import Path
 
 import yaml
 
-from copystudy import PROGRESS_TO, parallel, runfolder
-from copystudy.parallel import THREAD_VARIABLES
-from copystudy.params import ParameterError
-from copystudy.plan import Plan, prepare, project_root
+from copystudy import PROGRESS_TO
+from copystudy.common import parallel
+from copystudy.runner import runfolder
+from copystudy.common.parallel import THREAD_VARIABLES
+from copystudy.runner.params import ParameterError
+from copystudy.runner.plan import Plan, prepare, project_root
 
 KERNEL_NAME = "copystudy"
 VERSIONED_PACKAGES = ("torch", "numpy", "transformers", "diffusers", "peft", "safetensors", "constriction",
@@ -188,7 +190,7 @@ def run(name: str, params_file: str | Path | None = None, sets: list[str] = (), 
     """Execute notebook NAME; returns the finished run folder. Raises ParameterError or RunFailed.
 
     workers / scheduler: run the notebook's parallel tasks on a local Dask cluster of that many
-    single-threaded workers, or on the cluster at that address (`copystudy.parallel`)."""
+    single-threaded workers, or on the cluster at that address (`copystudy.common.parallel`)."""
     if threads is not None and threads < 1:
         raise ParameterError(f"--threads must be a whole number >= 1, got {threads}")
     try:
@@ -222,7 +224,7 @@ def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: 
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    from copystudy.report import INPUTS_FILE, TIMINGS_FILE
+    from copystudy.common.report import INPUTS_FILE, TIMINGS_FILE
 
     run_dir = plan.run_dir
     (work / "params.yaml").write_text(yaml.safe_dump(plan.values, sort_keys=False))

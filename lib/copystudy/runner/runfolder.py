@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from copystudy.params import ParameterError
+from copystudy.runner.params import ParameterError
 
 MARKER = ".copystudy-run"  # inside RUN_DIR.running/ and RUN_DIR.failed/: who made it
 CREATED_BY = "copystudy"

@@ -1,10 +1,10 @@
 """A checked run: which notebook, with which parameter values, into which folder.
 
 `prepare` does everything that can be checked before a kernel starts, and writes nothing: the
-notebook's parameter declarations (`copystudy.params`), the defaults < the parameter file < --set
+notebook's parameter declarations (`copystudy.runner.params`), the defaults < the parameter file < --set
 values, each checked against its spec and the notebook's rules across parameters
-(`copystudy.param_rules`), the files and folders they name, and the run folder and its lock
-(`copystudy.runfolder`). `python -m copystudy run NAME --check` is `prepare` alone.
+(`copystudy.runner.rules`), the files and folders they name, and the run folder and its lock
+(`copystudy.runner.runfolder`). `python -m copystudy run NAME --check` is `prepare` alone.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from copystudy import runfolder
-from copystudy.param_rules import check_rules
-from copystudy.params import Parameter, ParameterError, declared_parameters, read_params_file, yaml_value
+from copystudy.runner import runfolder
+from copystudy.runner.rules import check_rules
+from copystudy.runner.params import Parameter, ParameterError, declared_parameters, read_params_file, yaml_value
 
 PATH_KEY_SUFFIXES = ("_dir", "_path", "_file", "_files")
 
@@ -32,7 +32,7 @@ def project_root() -> Path:
     for folder in [Path.cwd(), *Path.cwd().parents]:
         if (folder / "notebooks").is_dir() and (folder / "params").is_dir():
             return folder
-    return Path(__file__).resolve().parents[2]
+    return Path(__file__).resolve().parents[3]
 
 
 # ---- notebooks and their parameters -------------------------------------------------------------
@@ -108,7 +108,7 @@ def resolve_parameters(name: str, params_file: str | Path | None = None, sets: l
 
 def check_inputs(declared: dict[str, Parameter], values: dict) -> None:
     """Every input file and folder the parameters name exists and reads (text files, image folders)."""
-    from copystudy import data
+    from copystudy.common import data
 
     for key, p in declared.items():
         value = values.get(key)

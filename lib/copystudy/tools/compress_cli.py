@@ -29,23 +29,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def compress_file(run_dir: str | Path, path: str | Path, chunk_size: int | None = 2048,
                   verify: bool = True, show_progress: bool = False) -> dict:
     """Compress a file with the run's LM and with every baseline; the summary as a dict."""
-    from copystudy import baselines, compression
+    from copystudy.compression import baselines, rates
 
     lm = load_model(run_dir)
     model_dir = Path(run_dir) / MODEL_SUBDIR
     data = Path(path).read_bytes()
-    info = compression.lm_code(lm, data, chunk_size, verify=verify, show_progress=show_progress)
-    sizes = baselines.sizes(compression.lm_chunks(lm, data, chunk_size), verify=verify)
+    info = rates.lm_code(lm, data, chunk_size, verify=verify, show_progress=show_progress)
+    sizes = baselines.sizes(rates.lm_chunks(lm, data, chunk_size), verify=verify)
     n = len(data)
     return {
         "file": str(path), "model": str(model_dir), "chunk_size": chunk_size, "bytes_in": n,
         "model_name": lm.name, "n_params": lm.n_params, "model_bits": 16 * lm.n_params,
         "coded_bytes": info["coded_bytes"], "ideal_bytes": info["ideal_bits"] / 8,
         "coded_bits_overhead_pct": info["overhead_pct"],
-        "raw_rate": compression.raw_rate(info["coded_bytes"], n),
-        "adjusted_rate": compression.adjusted_rate(info["coded_bytes"], n, lm.n_params),
+        "raw_rate": rates.raw_rate(info["coded_bytes"], n),
+        "adjusted_rate": rates.adjusted_rate(info["coded_bytes"], n, lm.n_params),
         "roundtrip_exact": info["roundtrip_exact"],
-        "baselines": {name: {"bytes": size, "rate": compression.raw_rate(size, n)} for name, size in sizes.items()},
+        "baselines": {name: {"bytes": size, "rate": rates.raw_rate(size, n)} for name, size in sizes.items()},
         "seconds": info["encode_seconds"] + info["decode_seconds"],
         "encode_seconds": info["encode_seconds"], "decode_seconds": info["decode_seconds"] if verify else None,
         "coder_processes": info["coder_processes"],
@@ -96,10 +96,10 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0 if result["roundtrip_exact"] is not False else 1
-    from copystudy import baselines, compression
+    from copystudy.compression import baselines, rates
 
     n = result["bytes_in"]
-    chunking = compression.chunking_label(result["chunk_size"])
+    chunking = rates.chunking_label(result["chunk_size"])
     print(f"file            {result['file']}  ({n:,} bytes in, {chunking})")
     print(f"model           {result['model']}  ({result['n_params']:,} params = {result['model_bits']:,} bits "
           f"= {result['model_bits'] // 8:,} bytes in float16)")

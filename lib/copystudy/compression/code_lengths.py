@@ -35,9 +35,10 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from copystudy import online_coding, parallel
-from copystudy.compression import model_bits
-from copystudy.verdicts import trend
+from copystudy.compression import online_coding
+from copystudy.common import parallel
+from copystudy.compression.rates import model_bits
+from copystudy.common.verdicts import trend
 
 UNIFORM_BITS_PER_BYTE = 8.0
 
@@ -582,7 +583,7 @@ def memorization_table(diffs: pd.DataFrame, sizes: dict[str, int], copies: dict[
                        level: float = 0.95) -> pd.DataFrame:
     """Memorised bits of each work and control, mean over seeds with a t interval over seeds (a
     control's differences are first averaged over the without-models of one seed)."""
-    from copystudy.intervals import mean_ci
+    from copystudy.common.intervals import mean_ci
 
     copies = copies or {}
     rows = []

@@ -8,14 +8,14 @@ import sys
 
 import yaml
 
-from copystudy import plan, runner
-from copystudy.params import ParameterError, declared_parameters
+from copystudy.runner import execution, plan
+from copystudy.runner.params import ParameterError, declared_parameters
 
 # Tools from the experiment modules: subcommand -> (module with add_arguments/main, one-line help).
 SUBCOMMANDS = {
-    "compress": ("copystudy.compress_cli", "compress a file with the language model a run trained"),
-    "shapley": ("copystudy.shapley_cli", "Shapley values and royalty shares of a game given as a CSV"),
-    "site": ("copystudy.site", "render the canonical runs to a static HTML site with an index page"),
+    "compress": ("copystudy.tools.compress_cli", "compress a file with the language model a run trained"),
+    "shapley": ("copystudy.tools.shapley_cli", "Shapley values and royalty shares of a game given as a CSV"),
+    "site": ("copystudy.runner.site", "render the canonical runs to a static HTML site with an index page"),
 }
 
 
@@ -53,13 +53,13 @@ def cmd_run(args) -> int:
                 print(f"{name}: ok ({len(checked.values)} parameters, {checked.params_file}); would write "
                       f"{checked.run_dir}")
                 continue
-            run_dir = runner.run(name, args.params, args.set or [], args.out, progress_bar=not args.quiet,
+            run_dir = execution.run(name, args.params, args.set or [], args.out, progress_bar=not args.quiet,
                                  root=root, threads=args.threads, workers=args.workers, scheduler=args.scheduler)
             print(f"{name}: done -> {run_dir}")
         except ParameterError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        except runner.RunFailed as exc:
+        except execution.RunFailed as exc:
             print(f"error: {exc}", file=sys.stderr)
             failures.append(name)
     if failures:
@@ -70,7 +70,7 @@ def cmd_run(args) -> int:
 
 def _workers(text: str) -> int:
     if text == "auto":
-        from copystudy.parallel import usable_cores
+        from copystudy.common.parallel import usable_cores
 
         return usable_cores()
     try:

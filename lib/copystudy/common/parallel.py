@@ -89,7 +89,7 @@ class Pending:
         self.futures, self.client = futures, client
 
     def result(self) -> list:
-        from copystudy.training import progress
+        from copystudy.models.training import progress
 
         bar = not self.progress_bar or None
         if self.futures is None:

@@ -17,7 +17,7 @@ of S's works (the empty coalition is the base). Two recipes build these models, 
   adapter fine-tuned on S's works (a fixed number of epochs when finetune.epochs is set); with public
   data the empty coalition is a control LoRA fine-tuned on it. Only the adapters are cached.
 
-Every model comes from the content-addressed cache (`copystudy.model_cache`), keyed by its data,
+Every model comes from the content-addressed cache (`copystudy.common.model_cache`), keyed by its data,
 settings and the recipe's declared version.
 """
 
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from copystudy import models
-from copystudy.model_cache import canonical_order, fingerprint, load_or_train
+from copystudy.common.model_cache import canonical_order, fingerprint, load_or_train
 from copystudy.models.diffusion import DiffusionModel
 
 
@@ -292,7 +292,7 @@ class CoalitionGame:
 
     def noise_plan(self, n_images: int, n_strata: int, n_decoder: int, seed: int):
         """Common random numbers for the bound, in the model's own space (pixels, or VAE latents)."""
-        from copystudy.likelihood import NoisePlan
+        from copystudy.compression.likelihood import NoisePlan
 
         base = self.base_model()
         return NoisePlan.make(n_images, self.recipe.model_shape(base), base.scheduler.config.num_train_timesteps,
@@ -320,11 +320,11 @@ class CoalitionGame:
 def play(rounds: list[tuple[CoalitionGame, object]], desc: str = "coalitions") -> list[list]:
     """fn(mask, model) for every coalition of every (game, fn) round; one list of results per round.
 
-    Every (round, coalition) is one task of a single stage (`copystudy.parallel.map_tasks`): here in
+    Every (round, coalition) is one task of a single stage (`copystudy.common.parallel.map_tasks`): here in
     turn, or on a Dask cluster's workers, which load each base from the model cache (bases are obtained
     here first, so no two workers train one). Models are dropped after use; each game's log gets the
     entries of its own coalitions, in order."""
-    from copystudy import parallel
+    from copystudy.common import parallel
 
     for game, _ in rounds:
         game.base_model()

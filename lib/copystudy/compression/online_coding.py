@@ -28,7 +28,7 @@ import constriction
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from copystudy import coding, predictors
+from copystudy.compression import coding, predictors
 
 Learner = Callable  # learner(k, prefix: bytes, previous model or None) -> the model for block k, or None
 

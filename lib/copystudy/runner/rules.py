@@ -1,13 +1,13 @@
 """Rules that tie a notebook's parameters together, checked before the kernel once every value fits its spec.
 
-A spec (`copystudy.params`) says what one parameter may be; a rule here says what parameters may be
+A spec (`copystudy.runner.params`) says what one parameter may be; a rule here says what parameters may be
 together, for example that the stratified likelihood estimate needs fewer strata than the model has
 timesteps. One function per notebook, returning the first problem as a sentence (None when all is well).
 """
 
 from __future__ import annotations
 
-from copystudy.params import ParameterError
+from copystudy.runner.params import ParameterError
 
 
 def _royalty_shares_rules(v: dict) -> str | None:

@@ -153,7 +153,7 @@ def _intro(nb) -> tuple[str, str]:
 
 def runs(results: Path, run: str = "default") -> dict[str, Path]:
     """Every notebook's canonical run folder that holds an executed notebook, in notebook order."""
-    from copystudy import plan
+    from copystudy.runner import plan
 
     order = list(plan.notebooks(plan.project_root()))
     found = {p.parent.parent.name: p.parent for p in results.glob(f"*/{run}/executed.ipynb")}
@@ -203,7 +203,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from copystudy import plan
+    from copystudy.runner import plan
 
     try:
         index = build(Path(args.out), plan.project_root() / "results", args.run)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from copystudy.coalition_game import CoalitionGame
+from copystudy.attribution.coalition_game import CoalitionGame
 
 
 def utility_terms(game: CoalitionGame, images: np.ndarray, labels: np.ndarray, plan, batch_size: int = 512):
     """Variational-bound terms (bits) of every output under every coalition's model, all with the same
     noise plan: a VLBTerms with leading shape [2**n, n_outputs]."""
-    from copystudy.likelihood import VLBTerms, vlb_terms
+    from copystudy.compression.likelihood import VLBTerms, vlb_terms
 
     terms = game.for_each_coalition(lambda mask, model: vlb_terms(model, images, labels, plan, batch_size=batch_size),
                                     desc="coalition likelihoods")
@@ -29,7 +29,7 @@ def generate_outputs(game: CoalitionGame, samples_per_prompt: int, seed: int = 0
     `guidance` (1 = none; a pretrained pipeline uses its own sampler, 50 steps unless told).
 
     Returns (outputs [N, C, H, W] quantised to 8 bits, prompts [N], prompted owner index [N])."""
-    from copystudy.likelihood import quantize
+    from copystudy.compression.likelihood import quantize
 
     full = game.model(range(game.n))
     owner = np.repeat(np.arange(game.n), samples_per_prompt)
@@ -46,7 +46,7 @@ def generate_outputs(game: CoalitionGame, samples_per_prompt: int, seed: int = 0
 def generate_unprompted(game: CoalitionGame, n: int, seed: int = 0, num_inference_steps=None):
     """n samples of the full-coalition model with no prompt (the null id, or the empty text): what the
     model makes of everything it learnt. Returns (outputs quantised to 8 bits, labels [n])."""
-    from copystudy.likelihood import quantize
+    from copystudy.compression.likelihood import quantize
 
     full = game.model(range(game.n))
     if game.pretrained:

@@ -15,9 +15,10 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
-from copystudy import baselines, coding, parallel, predictors
+from copystudy.compression import baselines, coding, predictors
+from copystudy.common import parallel
 from copystudy.models.causal_lm import CausalLM
-from copystudy.training import progress
+from copystudy.models.training import progress
 
 BITS_PER_PARAM = 16  # the weights are sent as float16
 
@@ -143,7 +144,7 @@ def adaptive_code(lm: CausalLM, data: bytes, block: int = 4096, steps: int = 20,
     """Code data as one stream with a model that keeps training on what it has coded (NNCP-style,
     `online_coding.AdaptiveLearner`), starting from `lm`; the decoder replays the same updates from the
     bytes it decodes. Returns the same fields as `lm_code`."""
-    from copystudy import online_coding
+    from copystudy.compression import online_coding
 
     boundaries = online_coding.equal_blocks(len(data), block)
 
@@ -171,7 +172,7 @@ def sweep_corpus(train_docs: dict[str, bytes], stdlib_bytes: int = 0, seed: int 
     """The sweep's training text: the training documents, plus up to `stdlib_bytes` of the standard
     library's source, in one seeded random order of documents, so every prefix is a similar mix and
     the largest data size can exceed the documentation alone."""
-    from copystudy.data import stdlib_source
+    from copystudy.common.data import stdlib_source
 
     docs = dict(train_docs)
     if stdlib_bytes > 0:
@@ -247,7 +248,7 @@ def sweep_steps(data_bytes: int, steps: int, epochs: float, batch_size: int, con
 def sweep_means(table: pd.DataFrame) -> pd.DataFrame:
     """One row per (D, model): the adjusted, train and held-out rates as means over seeds, with the
     95% interval of the adjusted rate (adjusted_low, adjusted_high)."""
-    from copystudy import intervals
+    from copystudy.common import intervals
 
     rows = []
     for (d, name), g in table.groupby(["data_bytes", "model"], sort=False):

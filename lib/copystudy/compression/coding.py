@@ -11,7 +11,7 @@ time (`start`, then `update`) and answers with next-byte probabilities for every
 feeds it the known bytes, the decoder the bytes it has just decoded; both run the same operations on
 arrays of the same shapes, so the probabilities are bitwise equal by construction.
 
-The predictors are in `copystudy.predictors` (a byte-level GPT-2's float32 numpy re-run, any causal
+The predictors are in `copystudy.compression.predictors` (a byte-level GPT-2's float32 numpy re-run, any causal
 LM's own forward pass, fixed tables for tests); this module codes with whichever it is given.
 """
 
