@@ -12,6 +12,8 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# every notebook of the study, discovered as the runner discovers them (notebooks/NN_<name>.ipynb)
+NOTEBOOKS = sorted(p.stem.partition("_")[2] for p in (ROOT / "notebooks").glob("[0-9]*_*.ipynb"))
 
 
 def one_line_error(proc) -> str:

@@ -11,11 +11,10 @@ import json
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import NOTEBOOKS, ROOT, run_cli
 
 
-@pytest.mark.parametrize("name", ["lm_compression", "description_length", "memorization", "copyright_risk",
-                                  "royalty_shares"])
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_two_smoke_runs_write_identical_metrics(name, tmp_path):
     sets = ["--set", f"cache_dir={tmp_path / 'cache'}"] if name == "royalty_shares" else []
     runs = []

@@ -9,7 +9,10 @@ import pandas as pd
 import pytest
 
 from copystudy.compression import baselines, rates
-from copystudy.experiments import description_length, lm_compression, memorization, royalty_shares
+from copystudy.experiments.description_length import steps as description_length
+from copystudy.experiments.lm_compression import steps as lm_compression
+from copystudy.experiments.memorization import steps as memorization
+from copystudy.experiments.royalty_shares import steps as royalty_shares
 from copystudy.common.verdicts import rises, trend
 
 
@@ -342,7 +345,7 @@ def test_royalty_seed_metrics_summary_and_verdicts():
 
 
 def test_owner_checks_measure_splits_and_copies():
-    from copystudy.experiments import royalty_checks
+    from copystudy.experiments.royalty_shares import checks as royalty_checks
 
     rows = []
     for s, (half, copy) in enumerate([(0.3, 0.2), (0.35, 0.25), (0.32, 0.22)]):

@@ -11,7 +11,7 @@ import pytest
 
 from copystudy.attribution import coalition_game
 from copystudy.common import glyphs
-from copystudy.experiments import royalty_shares as experiment
+from copystudy.experiments.royalty_shares import steps as experiment
 from copystudy.models.tiny_pipeline import glyph_pipeline, train_tiny_pipeline
 
 # three owners of clearly different styles (sans, bold serif, italic), chosen before any run

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import NOTEBOOKS, ROOT, run_cli
 from copystudy.common import parallel
 
 
@@ -65,8 +65,7 @@ def test_costliest_tasks_start_first_on_a_cluster():
     assert [x for x, _ in sorted(out, key=lambda r: r[1])] == [5, 4, 3, 2, 1]
 
 
-@pytest.mark.parametrize("name", ["royalty_shares", "lm_compression", "description_length", "memorization",
-                                  "copyright_risk"])
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_smoke_numbers_equal_with_two_workers(name, tmp_path):
     """Every number of a smoke run is the same in-process and on 2 Dask workers (coalition models, sweep
     cells, ladder rungs, canary LMs, prefix models, memorisation models, the risk map's LMs are tasks),

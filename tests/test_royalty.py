@@ -157,7 +157,7 @@ def test_copycat_game_adds_near_duplicates_and_reuses_cached_models(tmp_path):
 
 def test_outputs_come_from_an_independent_replicate(tmp_path):
     """No output is scored by the model that generated it, nor by any coalition model of any scored seed."""
-    from copystudy.experiments import royalty_shares as rs
+    from copystudy.experiments.royalty_shares import steps as rs
 
     games = {"g": tiny_game(tmp_path)}
     seeded = rs.replicates(games, rs.training_seeds(0, 2))
@@ -180,7 +180,7 @@ def test_outputs_come_from_an_independent_replicate(tmp_path):
 
 
 def test_unprompted_composition_counts_what_outputs_look_like(tmp_path):
-    from copystudy.experiments import royalty_checks
+    from copystudy.experiments.royalty_shares import checks as royalty_checks
 
     game = tiny_game(tmp_path)
     # two outputs equal to o0's works, one to o1's, one to a public work: o0 2/4, o1 1/4, public pays nobody

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from copystudy.attribution import coalition_game, royalty, shapley
-from copystudy.experiments import royalty_estimators as est
-from copystudy.experiments import royalty_shares
+from copystudy.experiments.royalty_shares import estimators as est
+from copystudy.experiments.royalty_shares import steps as royalty_shares
 
 AIRPORT_COSTS = [1.0, 2.0, 2.0, 4.0, 5.0, 7.0, 8.0, 12.0]  # 8 players
 MAJORITY = ([5, 4, 3, 3, 2, 2, 1, 1, 1, 1], 12)  # 10 players, quota 12 of 23

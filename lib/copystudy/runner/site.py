@@ -23,28 +23,8 @@ from pathlib import Path
 
 import nbformat
 
-# The numbers each notebook's card shows: (metrics key, label, format); a key missing from a run is skipped.
-HEADLINES = {
-    "lm_compression": [("rate_chunked_lm", "LM, held-out 2048-byte chunks", "pct"),
-                       ("rate_chunked_brotli", "brotli, same chunks", "pct"),
-                       ("rate_unchunked_lm_adaptive", "adaptive LM, unchunked", "pct"),
-                       ("rate_unchunked_ppmd", "PPMd, unchunked", "pct")],
-    "description_length": [("prequential_bits_per_byte", "prequential code, bits/byte", ".3f"),
-                           ("two_part_bits_per_byte", "best two-part code, bits/byte", ".3f"),
-                           ("prequential_roundtrip_exact", "prequential stream decodes exactly", "bool"),
-                           ("memorized_bits_duplicated_work", "memorised bits, duplicated work", ",.0f")],
-    "memorization": [("extraction_rate_high_budget_by_n", "extraction rate by training-set size, higher epoch budget",
-                      "dict"),
-                     ("rank_exposure_saturates_at_exposures", "canary exposures at which rank exposure saturates, by LM",
-                      "dict")],
-    "copyright_risk": [("canary_info_bits_mean", "canary secret, bits (analytic 19.9)", ".1f"),
-                       ("document_info_fidelity_rho", "information vs fidelity (documents), Spearman", ".2f"),
-                       ("image_works_reproduced", "training digits reproduced (of 63, mean over seeds)", ".1f")],
-    "royalty_shares": [("typefaces_mean_prompted_share", "typefaces: prompted owner's mean share", ".2f"),
-                       ("typefaces_prompted_owner_top_share_rate", "typefaces: prompted owner on top", ".2f"),
-                       ("digits_mean_prompted_share", "digits: prompted owner's mean share", ".2f"),
-                       ("digits_similarity_mean_prompted_share", "digits: similarity baseline's share", ".2f")],
-}
+from copystudy import experiments
+
 PROGRESS = re.compile(r"\d+%\|.*\||\d+/\d+ \[\d|it/s\]|s/it\]")
 NOISE = re.compile(r"IProgress not found|from \.autonotebook import")  # tqdm.auto's warning in older runs
 
@@ -181,7 +161,7 @@ def build(out: Path, results: Path, run: str = "default") -> Path:
         metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").exists() else {}
         manifest = json.loads((folder / "manifest.json").read_text()) if (folder / "manifest.json").exists() else {}
         title, question = _intro(nb)
-        numbers = [(label, headline(metrics, key, fmt)) for key, label, fmt in HEADLINES.get(name, [])]
+        numbers = [(label, headline(metrics, key, fmt)) for key, label, fmt in experiments.headlines(name)]
         rows = "\n".join(f"| {label} | {text} |" for label, text in numbers if text is not None)
         facts = (f"commit `{manifest.get('git', {}).get('commit', '?')[:10]}`, {manifest.get('finished', '?')}, "
                  f"{manifest.get('machine', {}).get('cpu_count', '?')} cores, "

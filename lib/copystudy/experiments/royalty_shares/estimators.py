@@ -26,7 +26,7 @@ import pandas as pd
 
 from copystudy.attribution import coalition_game, coalition_utility, royalty, shapley
 from copystudy.common import intervals
-from copystudy.experiments.royalty_shares import digit_game_data, with_finetune_seed
+from copystudy.experiments.royalty_shares.steps import digit_game_data, with_finetune_seed
 
 FRACTIONS = (0.10, 0.25, 0.50)
 EXACT = 1e-6  # a share error below this is rounding: the estimate is exact

@@ -19,7 +19,7 @@ import pandas as pd
 from copystudy.attribution import coalition_game, royalty
 from copystudy.common import intervals
 from copystudy.memorization.distances import pairwise_distances
-from copystudy.experiments.royalty_shares import METHODS, utilities_by_seed
+from copystudy.experiments.royalty_shares.steps import METHODS, utilities_by_seed
 
 VARIANTS = ("shell", "copycat")
 

@@ -8,7 +8,7 @@ import pandas as pd
 import seaborn as sns
 
 from copystudy.attribution import shapley
-from copystudy.experiments.royalty_shares import METHODS
+from copystudy.experiments.royalty_shares.steps import METHODS
 
 
 def picture(images) -> np.ndarray:
