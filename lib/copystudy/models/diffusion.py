@@ -23,7 +23,13 @@ WRAPPER_FILE = "copystudy.json"
 
 
 class DiffusionModel:
-    """A denoising diffusion model on small images: train, fine-tune, sample, save."""
+    """A denoising diffusion model on small images: train, fine-tune, sample, save.
+
+    Implements `copystudy.models.base.ImageModel`, built from a config; labels are class ids."""
+
+    modality = "image"
+    pretrained = False
+    text_conditioned = False
 
     def __init__(self, unet: UNet2DModel, scheduler: DDPMScheduler):
         self.unet = unet.eval()
