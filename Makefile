@@ -15,9 +15,9 @@ study: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
-# everything but the tests that execute a notebook or take over 10 s (about 2 minutes on 2 cores)
+# everything but the tests that execute a notebook, take over 10 s, or check the committed runs (about 2 min on 2 cores)
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -m "not notebook and not slow"
+	$(PY) -m pytest -m "not notebook and not slow and not provenance"
 
 lab: $(VENV)/.installed
 	$(PY) -m jupyterlab --notebook-dir=. notebooks/01_lm_compression.ipynb

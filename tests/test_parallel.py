@@ -65,18 +65,18 @@ def test_costliest_tasks_start_first_on_a_cluster():
     assert [x for x, _ in sorted(out, key=lambda r: r[1])] == [5, 4, 3, 2, 1]
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_smoke_numbers_equal_with_two_workers(name, tmp_path):
+def test_smoke_numbers_equal_with_two_workers(name, smoke_run, tmp_path):
     """Every number of a smoke run is the same in-process and on 2 Dask workers (coalition models, sweep
     cells, ladder rungs, canary LMs, prefix models, memorisation models, the risk map's LMs are tasks),
-    each run training its models afresh (royalty_shares: its own empty model cache)."""
-    runs = {}
-    for label, extra in (("in-process", []), ("workers", ["--workers", "2"])):
-        out = tmp_path / label
-        cache = ["--set", f"cache_dir={tmp_path / ('cache-' + label)}"] if name == "royalty_shares" else []
-        run_cli("run", name, "--params", str(ROOT / "params" / name / "smoke.yaml"), "--out", str(out), "--quiet",
-                *cache, *extra)
-        runs[label] = out
+    each run training its models afresh (royalty_shares: each its own empty model cache). The in-process
+    run is the session's shared smoke run."""
+    runs = {"in-process": smoke_run(name)[0], "workers": tmp_path / "workers"}
+    cache = ["--set", f"cache_dir={tmp_path / 'cache-workers'}"] if (runs["in-process"].parent / "cache").is_dir() else []
+    run_cli("run", name, "--params", str(ROOT / "params" / name / "smoke.yaml"), "--out", str(runs["workers"]),
+            "--quiet", *cache, "--workers", "2")
     manifest = json.loads((runs["workers"] / "manifest.json").read_text())
     assert manifest["executor"] == {"executor": "dask LocalCluster", "workers": 2, "threads_per_worker": 1}
     assert json.loads((runs["in-process"] / "manifest.json").read_text())["executor"] == {"executor": "in-process"}

@@ -188,18 +188,16 @@ def test_threads_reach_the_kernel_and_the_manifest(project, tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --threads must be a whole number >= 1, got 0"
 
 
-def test_the_notebook_keeps_one_line_per_loop_and_no_progress_bars(tmp_path):
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_the_notebook_keeps_one_line_per_loop_and_no_progress_bars(smoke_run):
     """With progress on and no terminal, the executed notebook gets one summary line per loop (what,
-    how many, how long) and no bar, no tqdm warning."""
+    how many, how long) and no bar, no tqdm warning (the shared smoke run has progress on)."""
     import re
 
     import nbformat
 
-    from conftest import ROOT, run_cli
-
-    out = tmp_path / "run"
-    run_cli("run", "memorization", "--params", str(ROOT / "params" / "memorization" / "smoke.yaml"), "--out", str(out),
-            "--quiet", env={"COPYSTUDY_PROGRESS": "1"})
+    out, _ = smoke_run("memorization")
     nb = nbformat.read(out / "executed.ipynb", as_version=4)
     lines = [ln for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"
              for ln in re.split(r"[\r\n]", o["text"]) if ln.strip()]
