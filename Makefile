@@ -13,7 +13,7 @@ study: $(VENV)/.installed
 	$(PY) -m copystudy run all --workers auto
 
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # everything but the tests that execute a notebook, take over 10 s, or check the committed runs (about 2 min on 2 cores)
 test-fast: $(VENV)/.installed

@@ -85,6 +85,7 @@ def test_smoke_numbers_equal_with_two_workers(name, smoke_run, tmp_path):
     assert len(json.loads(first)) > 10
 
 
+@pytest.mark.notebook
 def test_a_cluster_of_your_own_with_gpu_resources(tmp_path):
     """--scheduler: the README's recipe (a scheduler, workers without a nanny declaring a GPU resource,
     here on the CPU) runs the royalty smoke set to the numbers of the in-process run."""

@@ -81,6 +81,7 @@ def test_path_parameters_become_absolute(project, tmp_path, monkeypatch):
     assert values["data_dir"] == str(tmp_path / "images")
 
 
+@pytest.mark.notebook
 def test_run_writes_the_results_tree(project):
     proc = run_cli("run", "toy", "--quiet", cwd=project, env={"COPYSTUDY_ROOT": str(project)})
     run_dir = project / "results" / "toy" / "default"
@@ -104,6 +105,7 @@ def test_run_writes_the_results_tree(project):
     assert len(others) == 2 and any(p.startswith("default-") for p in others)
 
 
+@pytest.mark.notebook
 def test_out_folder_with_other_parameters_is_refused(project, tmp_path):
     out = tmp_path / "run"
     env = {"COPYSTUDY_ROOT": str(project)}
@@ -112,6 +114,7 @@ def test_out_folder_with_other_parameters_is_refused(project, tmp_path):
     assert proc.returncode == 2 and "different parameters" in proc.stderr
 
 
+@pytest.mark.notebook
 def test_failing_cell_is_reported_and_partial_notebook_kept(project, tmp_path):
     out = tmp_path / "run"
     proc = run_cli("run", "toy", "--quiet", "--out", str(out), "--set", "fail=true", cwd=project,
@@ -169,12 +172,14 @@ def test_set_one_key_of_a_dict_parameter_and_local_model_paths(tmp_path, monkeyp
         plan.resolve_parameters("lm_compression", sets=["seed.x=1"])
 
 
+@pytest.mark.notebook
 def test_the_kernel_runs_on_local_sockets_without_a_tcp_warning(project, tmp_path):
     proc = run_cli("run", "toy", "--quiet", "--out", str(tmp_path / "r"), cwd=project,
                    env={"COPYSTUDY_ROOT": str(project)})
     assert "TCP" not in proc.stderr and "WARNING" not in proc.stderr, proc.stderr
 
 
+@pytest.mark.notebook
 def test_threads_reach_the_kernel_and_the_manifest(project, tmp_path):
     """--threads N reaches the kernel; by default it gets one thread whatever the environment says."""
     env = {"COPYSTUDY_ROOT": str(project), "OMP_NUM_THREADS": "4"}
