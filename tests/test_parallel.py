@@ -86,9 +86,10 @@ def test_smoke_numbers_equal_with_two_workers(name, smoke_run, tmp_path):
 
 
 @pytest.mark.notebook
-def test_a_cluster_of_your_own_with_gpu_resources(tmp_path):
+@pytest.mark.slow
+def test_a_cluster_of_your_own_with_gpu_resources(smoke_run, tmp_path):
     """--scheduler: the README's recipe (a scheduler, workers without a nanny declaring a GPU resource,
-    here on the CPU) runs the royalty smoke set to the numbers of the in-process run."""
+    here on the CPU) runs the royalty smoke set to the numbers of the in-process run (the shared one)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COPYSTUDY_PROGRESS": "0"}
     bin_dir = os.path.dirname(sys.executable)
     procs = [subprocess.Popen([os.path.join(bin_dir, "dask"), "scheduler", "--port", "0", "--no-dashboard",
@@ -107,12 +108,10 @@ def test_a_cluster_of_your_own_with_gpu_resources(tmp_path):
 
         with Client(address, timeout="30s") as c:
             c.wait_for_workers(2, timeout=120)
-        runs = {}
-        for label, extra in (("in-process", []), ("cluster", ["--scheduler", address])):
-            out = tmp_path / label
-            run_cli("run", "royalty_shares", "--params", str(ROOT / "params" / "royalty_shares" / "smoke.yaml"),
-                    "--out", str(out), "--quiet", "--set", f"cache_dir={tmp_path / ('cache-' + label)}", *extra)
-            runs[label] = out
+        runs = {"in-process": smoke_run("royalty_shares")[0], "cluster": tmp_path / "cluster"}
+        run_cli("run", "royalty_shares", "--params", str(ROOT / "params" / "royalty_shares" / "smoke.yaml"),
+                "--out", str(runs["cluster"]), "--quiet", "--set", f"cache_dir={tmp_path / 'cache-cluster'}",
+                "--scheduler", address)
         executor = json.loads((runs["cluster"] / "manifest.json").read_text())["executor"]
         assert executor["executor"] == "dask" and executor["scheduler"] == address and executor["workers"] == 2
         assert (runs["in-process"] / "metrics.json").read_bytes() == (runs["cluster"] / "metrics.json").read_bytes()
@@ -132,6 +131,7 @@ def test_bad_executor_options_are_one_line(project, args, message):
     assert proc.returncode == 2 and proc.stderr.strip() == message
 
 
+@pytest.mark.slow
 def test_a_scheduler_that_does_not_answer_is_one_line(project, tmp_path):
     proc = run_cli("run", "toy", "--quiet", "--scheduler", "tcp://127.0.0.1:9", "--out", str(tmp_path / "r"),
                    cwd=project, env={"COPYSTUDY_ROOT": str(project)}, check=False)

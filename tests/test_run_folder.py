@@ -86,6 +86,7 @@ def test_working_folders_that_are_not_ours_are_refused(cli, tmp_path, suffix):
 
 
 @pytest.mark.notebook
+@pytest.mark.slow
 def test_our_failed_folder_is_removed_by_the_next_good_run(cli, tmp_path):
     out = tmp_path / "run"
     assert cli("run", "toy", "--quiet", "--out", str(out), "--set", "fail=true").returncode == 1
@@ -167,6 +168,7 @@ def _wait_for_sleep_cell(out: Path, timeout: float = 120) -> None:
 
 
 @pytest.mark.notebook
+@pytest.mark.slow
 def test_a_concurrent_run_into_the_same_folder_is_refused_and_the_first_finishes(cli, project, tmp_path):
     out = tmp_path / "run"
     first = _start_run(project, out, sleep=4)
@@ -188,6 +190,7 @@ def good_run(cli, tmp_path):
 
 
 @pytest.mark.notebook
+@pytest.mark.slow
 def test_sigint_keeps_the_last_good_run_and_names_the_running_cell(project, good_run):
     out, before = good_run
     proc = _start_run(project, out, sleep=120)
@@ -202,6 +205,7 @@ def test_sigint_keeps_the_last_good_run_and_names_the_running_cell(project, good
 
 
 @pytest.mark.notebook
+@pytest.mark.slow
 def test_sigkill_keeps_the_last_good_run_and_the_next_run_names_the_cell(cli, project, good_run):
     out, before = good_run
     proc = _start_run(project, out, sleep=120)
@@ -226,6 +230,7 @@ def test_check_validates_and_writes_nothing(cli, project, tmp_path):
 
 
 @pytest.mark.notebook
+@pytest.mark.slow
 def test_two_runs_give_byte_identical_metrics(cli, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     cli("run", "toy", "--quiet", "--out", str(a), check=True)

@@ -82,6 +82,7 @@ def test_path_parameters_become_absolute(project, tmp_path, monkeypatch):
 
 
 @pytest.mark.notebook
+@pytest.mark.slow
 def test_run_writes_the_results_tree(project):
     proc = run_cli("run", "toy", "--quiet", cwd=project, env={"COPYSTUDY_ROOT": str(project)})
     run_dir = project / "results" / "toy" / "default"
@@ -106,6 +107,7 @@ def test_run_writes_the_results_tree(project):
 
 
 @pytest.mark.notebook
+@pytest.mark.slow
 def test_out_folder_with_other_parameters_is_refused(project, tmp_path):
     out = tmp_path / "run"
     env = {"COPYSTUDY_ROOT": str(project)}
@@ -180,6 +182,7 @@ def test_the_kernel_runs_on_local_sockets_without_a_tcp_warning(project, tmp_pat
 
 
 @pytest.mark.notebook
+@pytest.mark.slow
 def test_threads_reach_the_kernel_and_the_manifest(project, tmp_path):
     """--threads N reaches the kernel; by default it gets one thread whatever the environment says."""
     env = {"COPYSTUDY_ROOT": str(project), "OMP_NUM_THREADS": "4"}
