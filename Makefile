@@ -15,7 +15,7 @@ study: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# everything but the tests that execute a notebook, take over 10 s, or check the committed runs (about 2 min on 2 cores)
+# everything but the tests that execute a notebook, take over 10 s, or check the committed runs (2-3 min on 2 cores)
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "not notebook and not slow and not provenance"
 
