@@ -11,6 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from copystudy.runner.params import declared_parameters
+
 ROOT = Path(__file__).resolve().parents[1]
 # every notebook of the study, discovered as the runner discovers them (notebooks/NN_<name>.ipynb)
 NOTEBOOKS = sorted(p.stem.partition("_")[2] for p in (ROOT / "notebooks").glob("[0-9]*_*.ipynb"))
@@ -35,20 +37,49 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, check: bool =
     return proc
 
 
+def _run_study_notebook(name: str, params: str, sets, out: Path, env: dict | None = None):
+    """A study notebook through the runner into `out`; returns (out, metrics) once the run is checked."""
+    extra = [a for s in sets for a in ("--set", s)]
+    run_cli("run", name, "--params", str(ROOT / "params" / name / f"{params}.yaml"), "--out", str(out),
+            "--quiet", *extra, env=env)
+    for required in ("executed.ipynb", "params.yaml", "manifest.json", "metrics.json"):
+        assert (out / required).is_file(), f"{name}: {required} missing"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "ok" and manifest["wall_seconds"] > 0
+    return out, json.loads((out / "metrics.json").read_text())
+
+
 @pytest.fixture
 def run_notebook(tmp_path):
-    """run_notebook(name, params="smoke", sets=()) -> (run folder, metrics dict)."""
+    """run_notebook(name, params="smoke", sets=()) -> (run folder, metrics dict): a run of the test's own."""
 
     def _run(name: str, params: str = "smoke", sets=()):
-        out = tmp_path / f"{name}-{params}"
-        extra = [a for s in sets for a in ("--set", s)]
-        run_cli("run", name, "--params", str(ROOT / "params" / name / f"{params}.yaml"), "--out", str(out),
-                "--quiet", *extra)
-        for required in ("executed.ipynb", "params.yaml", "manifest.json", "metrics.json"):
-            assert (out / required).is_file(), f"{name}: {required} missing"
-        manifest = json.loads((out / "manifest.json").read_text())
-        assert manifest["status"] == "ok" and manifest["wall_seconds"] > 0
-        return out, json.loads((out / "metrics.json").read_text())
+        return _run_study_notebook(name, params, sets, tmp_path / f"{name}-{params}")
+
+    return _run
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """smoke_run(name, params="smoke", sets=()) -> (run folder, metrics dict), made once per session and
+    shared by every test that examines the same run: read it, never write into it.
+
+    A notebook with a `cache_dir` parameter gets a model cache of its own beside the run folder
+    (`<run>/../cache`), empty when the run starts. Progress is on (COPYSTUDY_PROGRESS=1), as for a user:
+    the executed notebook keeps its one line per loop."""
+    made = {}
+
+    def _run(name: str, params: str = "smoke", sets=()):
+        key = (name, params, tuple(sets))
+        if key not in made:
+            folder = tmp_path_factory.mktemp(f"{name}-{params}")
+            sets = list(sets)
+            declared = declared_parameters(ROOT / "notebooks" / next(
+                p.name for p in (ROOT / "notebooks").glob(f"[0-9]*_{name}.ipynb")))
+            if "cache_dir" in declared and not any(s.startswith("cache_dir=") for s in sets):
+                sets.append(f"cache_dir={folder / 'cache'}")
+            made[key] = _run_study_notebook(name, params, sets, folder / "run", env={"COPYSTUDY_PROGRESS": "1"})
+        return made[key]
 
     return _run
 

@@ -68,6 +68,7 @@ def test_a_good_image_folder_passes_and_hidden_folders_are_not_owners(project, i
     assert list(data.image_folder(images, 8)) == ["alice", "bob"]
 
 
+@pytest.mark.slow
 def test_bad_image_folders_are_named(project, images, tmp_path):
     def error(value):
         return one_line_error(check(project, f"data_dir={value}"))

@@ -69,6 +69,7 @@ def test_tiny_pipeline_is_deterministic_and_cached(tmp_path):
     assert (one / "unet" / "diffusion_pytorch_model.safetensors").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
 def test_lora_game_on_a_trained_pipeline_pays_the_prompted_owner(trained_pipeline, tmp_path, monkeypatch):
     """The prompted owner gets the largest Shapley royalty share for at least 2 of the 3 prompts, with
     LoRA fine-tunes of a fixed number of epochs and a control fine-tune for the empty coalition."""

@@ -60,6 +60,7 @@ def test_generate_batches_equal_length_prefixes(lm):
         lm.generate([b"a", b"bc"], 2)
 
 
+@pytest.mark.slow
 def test_diffusion_fit_sample_save_load(tmp_path):
     images, labels = data.digits()
     model = DiffusionModel.from_config(block_channels=(8, 16), num_classes=10, seed=0)

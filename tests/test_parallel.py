@@ -65,18 +65,18 @@ def test_costliest_tasks_start_first_on_a_cluster():
     assert [x for x, _ in sorted(out, key=lambda r: r[1])] == [5, 4, 3, 2, 1]
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_smoke_numbers_equal_with_two_workers(name, tmp_path):
+def test_smoke_numbers_equal_with_two_workers(name, smoke_run, tmp_path):
     """Every number of a smoke run is the same in-process and on 2 Dask workers (coalition models, sweep
     cells, ladder rungs, canary LMs, prefix models, memorisation models, the risk map's LMs are tasks),
-    each run training its models afresh (royalty_shares: its own empty model cache)."""
-    runs = {}
-    for label, extra in (("in-process", []), ("workers", ["--workers", "2"])):
-        out = tmp_path / label
-        cache = ["--set", f"cache_dir={tmp_path / ('cache-' + label)}"] if name == "royalty_shares" else []
-        run_cli("run", name, "--params", str(ROOT / "params" / name / "smoke.yaml"), "--out", str(out), "--quiet",
-                *cache, *extra)
-        runs[label] = out
+    each run training its models afresh (royalty_shares: each its own empty model cache). The in-process
+    run is the session's shared smoke run."""
+    runs = {"in-process": smoke_run(name)[0], "workers": tmp_path / "workers"}
+    cache = ["--set", f"cache_dir={tmp_path / 'cache-workers'}"] if (runs["in-process"].parent / "cache").is_dir() else []
+    run_cli("run", name, "--params", str(ROOT / "params" / name / "smoke.yaml"), "--out", str(runs["workers"]),
+            "--quiet", *cache, "--workers", "2")
     manifest = json.loads((runs["workers"] / "manifest.json").read_text())
     assert manifest["executor"] == {"executor": "dask LocalCluster", "workers": 2, "threads_per_worker": 1}
     assert json.loads((runs["in-process"] / "manifest.json").read_text())["executor"] == {"executor": "in-process"}
@@ -85,9 +85,11 @@ def test_smoke_numbers_equal_with_two_workers(name, tmp_path):
     assert len(json.loads(first)) > 10
 
 
-def test_a_cluster_of_your_own_with_gpu_resources(tmp_path):
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_a_cluster_of_your_own_with_gpu_resources(smoke_run, tmp_path):
     """--scheduler: the README's recipe (a scheduler, workers without a nanny declaring a GPU resource,
-    here on the CPU) runs the royalty smoke set to the numbers of the in-process run."""
+    here on the CPU) runs the royalty smoke set to the numbers of the in-process run (the shared one)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COPYSTUDY_PROGRESS": "0"}
     bin_dir = os.path.dirname(sys.executable)
     procs = [subprocess.Popen([os.path.join(bin_dir, "dask"), "scheduler", "--port", "0", "--no-dashboard",
@@ -106,12 +108,10 @@ def test_a_cluster_of_your_own_with_gpu_resources(tmp_path):
 
         with Client(address, timeout="30s") as c:
             c.wait_for_workers(2, timeout=120)
-        runs = {}
-        for label, extra in (("in-process", []), ("cluster", ["--scheduler", address])):
-            out = tmp_path / label
-            run_cli("run", "royalty_shares", "--params", str(ROOT / "params" / "royalty_shares" / "smoke.yaml"),
-                    "--out", str(out), "--quiet", "--set", f"cache_dir={tmp_path / ('cache-' + label)}", *extra)
-            runs[label] = out
+        runs = {"in-process": smoke_run("royalty_shares")[0], "cluster": tmp_path / "cluster"}
+        run_cli("run", "royalty_shares", "--params", str(ROOT / "params" / "royalty_shares" / "smoke.yaml"),
+                "--out", str(runs["cluster"]), "--quiet", "--set", f"cache_dir={tmp_path / 'cache-cluster'}",
+                "--scheduler", address)
         executor = json.loads((runs["cluster"] / "manifest.json").read_text())["executor"]
         assert executor["executor"] == "dask" and executor["scheduler"] == address and executor["workers"] == 2
         assert (runs["in-process"] / "metrics.json").read_bytes() == (runs["cluster"] / "metrics.json").read_bytes()
@@ -131,6 +131,7 @@ def test_bad_executor_options_are_one_line(project, args, message):
     assert proc.returncode == 2 and proc.stderr.strip() == message
 
 
+@pytest.mark.slow
 def test_a_scheduler_that_does_not_answer_is_one_line(project, tmp_path):
     proc = run_cli("run", "toy", "--quiet", "--scheduler", "tcp://127.0.0.1:9", "--out", str(tmp_path / "r"),
                    cwd=project, env={"COPYSTUDY_ROOT": str(project)}, check=False)

@@ -141,3 +141,27 @@ def test_a_params_file_with_a_byte_order_mark_reads(tmp_path):
 def test_the_study_refuses_bad_values_naming_them(name, sets, message):
     with pytest.raises(ParameterError, match=message):
         plan.resolve_parameters(name, None, sets, ROOT)
+
+
+@pytest.mark.parametrize("name, sets, message", [
+    ("lm_compression", ["model.n_embd=0"], "error: lm_compression: model.n_embd=0: must be int >= 1 (default 64), got 0"),
+    ("lm_compression", ["model.n_embd=abc"], "error: lm_compression: model.n_embd=abc: must be int >= 1 (default 64), "
+                                             "got str 'abc'"),
+    ("lm_compression", ["model.n_embdd=64"], "error: lm_compression: model.n_embdd: no such option of causal_lm from a "
+                                             "config; did you mean 'n_embd'?"),
+    ("lm_compression", ["model.family=causl_lm"], "model.family=causl_lm: not a model family; did you mean 'causal_lm'?"),
+    ("lm_compression", ["model={family: causal_lm, name_or_path: gpt2, dtype: float8}"],
+     'model.dtype=float8: must be one of "float32", "float16", "bfloat16"'),
+    ("royalty_shares", ["model.num_train_timesteps=abc"], "model.num_train_timesteps=abc: must be int >= 2"),
+    ("memorization", ["model.block_channels=[8, 12]"], "model: block_channels [8, 12] must be multiples of norm_num_groups=8"),
+    ("copyright_risk", ["model.layers_per_block=0"], "model.layers_per_block=0: must be int >= 1 (default 1), got 0"),
+    ("lm_compression", ["sweep_models={a: {family: causal_lm, n_layer: 1, n_embd: 8, contxt: 64}}"],
+     "sweep_models.a.contxt: no such option of causal_lm from a config; did you mean 'context'?"),
+])
+def test_check_refuses_a_bad_model_spec_key_by_key(name, sets, message):
+    """`run NAME --check` checks every model spec (a dict with a family, nested ones too) against the
+    options its family declares: one line, exit 2, before any kernel."""
+    from conftest import one_line_error, run_cli
+
+    line = one_line_error(run_cli("run", name, "--check", *[a for s in sets for a in ("--set", s)], check=False))
+    assert message in line

@@ -101,6 +101,8 @@ def test_utf8_chunks_never_split_a_character():
             assert len(piece) <= max(size, 4)
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_lm_compression_notebook_runs_on_a_pretrained_model_with_a_tokenizer(folder, run_notebook, monkeypatch):
     """The same notebook, with only the `model` parameter changed, codes text with a tokenizer model
     loaded through name_or_path (offline), and the run's model works with the compress tool."""

@@ -54,6 +54,7 @@ def test_out_on_the_current_folder_or_a_folder_above_it_is_refused(cli, tmp_path
     assert sorted(p.name for p in work.iterdir()) == ["inner"]
 
 
+@pytest.mark.notebook
 def test_an_empty_folder_is_a_valid_out(cli, tmp_path):
     out = tmp_path / "empty"
     out.mkdir()
@@ -84,6 +85,8 @@ def test_working_folders_that_are_not_ours_are_refused(cli, tmp_path, suffix):
     assert (foreign / "data.csv").read_text() == "1,2" and not out.exists()
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_our_failed_folder_is_removed_by_the_next_good_run(cli, tmp_path):
     out = tmp_path / "run"
     assert cli("run", "toy", "--quiet", "--out", str(out), "--set", "fail=true").returncode == 1
@@ -123,6 +126,7 @@ def test_a_live_lock_refuses_a_second_run_at_once(cli, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.notebook
 def test_a_lock_left_by_a_dead_process_is_taken_over(cli, tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -163,6 +167,8 @@ def _wait_for_sleep_cell(out: Path, timeout: float = 120) -> None:
     raise AssertionError("the run never reached its sleeping cell")
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_a_concurrent_run_into_the_same_folder_is_refused_and_the_first_finishes(cli, project, tmp_path):
     out = tmp_path / "run"
     first = _start_run(project, out, sleep=4)
@@ -183,6 +189,8 @@ def good_run(cli, tmp_path):
     return out, snapshot(out)
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_sigint_keeps_the_last_good_run_and_names_the_running_cell(project, good_run):
     out, before = good_run
     proc = _start_run(project, out, sleep=120)
@@ -196,6 +204,8 @@ def test_sigint_keeps_the_last_good_run_and_names_the_running_cell(project, good
     assert manifest["error"]["cell_index"] >= 1
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_sigkill_keeps_the_last_good_run_and_the_next_run_names_the_cell(cli, project, good_run):
     out, before = good_run
     proc = _start_run(project, out, sleep=120)
@@ -219,6 +229,8 @@ def test_check_validates_and_writes_nothing(cli, project, tmp_path):
     assert not (project / "results").exists()
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_two_runs_give_byte_identical_metrics(cli, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     cli("run", "toy", "--quiet", "--out", str(a), check=True)

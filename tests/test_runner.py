@@ -81,6 +81,8 @@ def test_path_parameters_become_absolute(project, tmp_path, monkeypatch):
     assert values["data_dir"] == str(tmp_path / "images")
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_run_writes_the_results_tree(project):
     proc = run_cli("run", "toy", "--quiet", cwd=project, env={"COPYSTUDY_ROOT": str(project)})
     run_dir = project / "results" / "toy" / "default"
@@ -104,6 +106,8 @@ def test_run_writes_the_results_tree(project):
     assert len(others) == 2 and any(p.startswith("default-") for p in others)
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_out_folder_with_other_parameters_is_refused(project, tmp_path):
     out = tmp_path / "run"
     env = {"COPYSTUDY_ROOT": str(project)}
@@ -112,6 +116,7 @@ def test_out_folder_with_other_parameters_is_refused(project, tmp_path):
     assert proc.returncode == 2 and "different parameters" in proc.stderr
 
 
+@pytest.mark.notebook
 def test_failing_cell_is_reported_and_partial_notebook_kept(project, tmp_path):
     out = tmp_path / "run"
     proc = run_cli("run", "toy", "--quiet", "--out", str(out), "--set", "fail=true", cwd=project,
@@ -169,12 +174,15 @@ def test_set_one_key_of_a_dict_parameter_and_local_model_paths(tmp_path, monkeyp
         plan.resolve_parameters("lm_compression", sets=["seed.x=1"])
 
 
+@pytest.mark.notebook
 def test_the_kernel_runs_on_local_sockets_without_a_tcp_warning(project, tmp_path):
     proc = run_cli("run", "toy", "--quiet", "--out", str(tmp_path / "r"), cwd=project,
                    env={"COPYSTUDY_ROOT": str(project)})
     assert "TCP" not in proc.stderr and "WARNING" not in proc.stderr, proc.stderr
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_threads_reach_the_kernel_and_the_manifest(project, tmp_path):
     """--threads N reaches the kernel; by default it gets one thread whatever the environment says."""
     env = {"COPYSTUDY_ROOT": str(project), "OMP_NUM_THREADS": "4"}
@@ -188,18 +196,16 @@ def test_threads_reach_the_kernel_and_the_manifest(project, tmp_path):
     assert proc.returncode == 2 and proc.stderr.strip() == "error: --threads must be a whole number >= 1, got 0"
 
 
-def test_the_notebook_keeps_one_line_per_loop_and_no_progress_bars(tmp_path):
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_the_notebook_keeps_one_line_per_loop_and_no_progress_bars(smoke_run):
     """With progress on and no terminal, the executed notebook gets one summary line per loop (what,
-    how many, how long) and no bar, no tqdm warning."""
+    how many, how long) and no bar, no tqdm warning (the shared smoke run has progress on)."""
     import re
 
     import nbformat
 
-    from conftest import ROOT, run_cli
-
-    out = tmp_path / "run"
-    run_cli("run", "memorization", "--params", str(ROOT / "params" / "memorization" / "smoke.yaml"), "--out", str(out),
-            "--quiet", env={"COPYSTUDY_PROGRESS": "1"})
+    out, _ = smoke_run("memorization")
     nb = nbformat.read(out / "executed.ipynb", as_version=4)
     lines = [ln for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr"
              for ln in re.split(r"[\r\n]", o["text"]) if ln.strip()]

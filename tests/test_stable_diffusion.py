@@ -67,6 +67,8 @@ def test_bad_folders_are_clear_errors(tmp_path, monkeypatch):
         LatentDiffusionModel.from_pretrained(str(tmp_path / "not-a-pipeline"))
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_royalty_shares_notebook_runs_on_a_tiny_stable_diffusion(tmp_path, run_notebook, monkeypatch):
     """The royalty notebook, with only parameters changed, plays the paper's game on a Stable Diffusion
     pipeline loaded through name_or_path (offline): owners from a folder, prompts from a template, one
@@ -105,7 +107,8 @@ def test_royalty_shares_notebook_runs_on_a_tiny_stable_diffusion(tmp_path, run_n
 
 
 @pytest.mark.parametrize("case, message, code", [
-    ("bad_model", "neither a local folder nor in the local Hugging Face cache", 1),
+    pytest.param("bad_model", "neither a local folder nor in the local Hugging Face cache", 1,
+                 marks=[pytest.mark.notebook, pytest.mark.slow]),  # a kernel starts, then stops before training
     ("empty_owner", "owner folder .*carol has no images", 2),  # refused by the runner, before any kernel
     ("no_data_dir", "plays on your own images: set data_dir", 2),
 ])

@@ -75,3 +75,16 @@ def tiny_owner_folder(folder: Path, owners=("alice", "bob"), per_owner: int = 3,
             img[rng.integers(0, size), :, :] = 255
             Image.fromarray(img).save(folder / owner / f"{i}.png")
     return folder
+
+
+# ---- a tiny instance of every registered model family, for the model contract -------------------
+# family -> the config spec of a tiny model built here (without "family")
+TINY_CONFIGS = {
+    "causal_lm": {"n_layer": 1, "n_head": 2, "n_embd": 16, "context": 16},
+    "diffusion": {"image_size": 8, "block_channels": [8, 16], "num_classes": 3, "attention": False},
+}
+# family -> a function saving tiny pretrained weights into a folder (the folder is the spec's name_or_path)
+TINY_PRETRAINED = {
+    "causal_lm": tiny_gpt2_with_tokenizer,
+    "diffusion": tiny_stable_diffusion,
+}

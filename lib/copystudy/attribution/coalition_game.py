@@ -217,7 +217,7 @@ class LoraRecipe:
 
 def recipe_for(model_config: dict):
     """LoRA on a pretrained model when the spec names one (name_or_path), else the small UNet."""
-    return LoraRecipe() if model_config.get("name_or_path") else PixelRecipe()
+    return LoraRecipe() if models.is_pretrained(model_config) else PixelRecipe()
 
 
 @dataclass

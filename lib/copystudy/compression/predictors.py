@@ -209,7 +209,7 @@ class TokenPredictor:
 def predictor_for(lm):
     """The predictor that codes with `lm`: the float64 numpy GPT-2 for byte-level GPT-2 models (fast on
     a CPU), else the model's own forward pass over its tokens."""
-    if lm.tokenizer is None:
+    if lm.byte_level:
         try:
             return LMPredictor(lm)
         except (ValueError, KeyError, AttributeError):  # a byte-level model that is not a plain GPT-2

@@ -53,7 +53,7 @@ def chunking_label(chunk_size: int | None) -> str:
 # ---- the LM as a compressor ----------------------------------------------------------------------
 def lm_chunks(lm: CausalLM, data: bytes, chunk_size: int | None) -> list[bytes]:
     """The chunks that are coded: whole UTF-8 characters for a model with a tokenizer."""
-    return coding.chunks(data, chunk_size, utf8=lm.tokenizer is not None)
+    return coding.chunks(data, chunk_size, utf8=not lm.byte_level)
 
 
 def lm_code(lm: CausalLM, data: bytes, chunk_size: int | None = 2048, verify: bool = True,
@@ -68,7 +68,7 @@ def lm_code(lm: CausalLM, data: bytes, chunk_size: int | None = 2048, verify: bo
     round trip was exact, and the encode/decode wall times.
     """
     pieces = lm_chunks(lm, data, chunk_size)
-    streams = pieces if lm.tokenizer is None else [lm.tokens(p) for p in pieces]
+    streams = pieces if lm.byte_level else [lm.tokens(p) for p in pieces]
     predictor = predictors.predictor_for(lm)
     if processes is None:
         processes = parallel.local_processes() if isinstance(predictor, predictors.LMPredictor) else 1
@@ -86,9 +86,9 @@ def lm_code(lm: CausalLM, data: bytes, chunk_size: int | None = 2048, verify: bo
     t1 = time.perf_counter()
     exact = None
     if verify:
-        jobs = [("decode", predictor, (c, lm.tokenizer is None)) for c in coded]
+        jobs = [("decode", predictor, (c, lm.byte_level)) for c in coded]
         decoded = [d for group in coding.code_groups(jobs, processes, bar("decode")) for d in group]
-        exact = b"".join(d if lm.tokenizer is None else lm.detokenize(d) for d in decoded) == bytes(data)
+        exact = b"".join(d if lm.byte_level else lm.detokenize(d) for d in decoded) == bytes(data)
     t2 = time.perf_counter()
     whole = coding.Coded([s for c in coded for s in c.streams], [n for c in coded for n in c.lengths],
                          sum(c.ideal_bits for c in coded), chunk_size)
@@ -116,7 +116,7 @@ def compare(lm: CausalLM, texts: dict[str, bytes], chunk_sizes=(2048, None), ver
                          "raw_rate": raw_rate(info["coded_bytes"], len(data)),
                          "adjusted_rate": adjusted_rate(info["coded_bytes"], len(data), lm.n_params),
                          "roundtrip_exact": info["roundtrip_exact"]})
-    table = pd.concat([pd.DataFrame(rows), baseline_rates(texts, chunk_sizes, verify, utf8=lm.tokenizer is not None)],
+    table = pd.concat([pd.DataFrame(rows), baseline_rates(texts, chunk_sizes, verify, utf8=not lm.byte_level)],
                       ignore_index=True)
     table["bits_per_byte"] = 8 * table["raw_rate"]
     return table, details

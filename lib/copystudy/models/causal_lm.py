@@ -37,7 +37,11 @@ def as_bytes(data: bytes | list[bytes] | dict) -> bytes:
 
 
 class CausalLM:
-    """A causal LM over bytes or tokens: train it, ask it for code lengths, generate from it, save it."""
+    """A causal LM over bytes or tokens: train it, ask it for code lengths, generate from it, save it.
+
+    Implements `copystudy.models.base.TextModel`; `byte_level` and `pretrained` are its capability flags."""
+
+    modality = "text"
 
     def __init__(self, model, tokenizer=None, context: int | None = None, name_or_path: str | None = None):
         self.model = model.eval()
@@ -66,6 +70,22 @@ class CausalLM:
             raise ValueError(f"model.name_or_path {name_or_path!r}: could not load a causal LM with its "
                              f"tokenizer ({exc})") from exc
         return cls(model.to(dev), tokenizer, context, name_or_path)
+
+    @property
+    def byte_level(self) -> bool:
+        """Bytes are its tokens (vocabulary 256, no tokenizer): code lengths are bits per byte."""
+        return self.tokenizer is None
+
+    @property
+    def pretrained(self) -> bool:
+        """Its weights came from name_or_path (with its tokenizer), not from a config."""
+        return self.name_or_path is not None
+
+    def clone(self) -> "CausalLM":
+        """An independent copy (to train without touching this one); the tokenizer is shared."""
+        import copy
+
+        return CausalLM(copy.deepcopy(self.model), self.tokenizer, self.context, self.name_or_path)
 
     @property
     def name(self) -> str:

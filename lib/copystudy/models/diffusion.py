@@ -23,7 +23,13 @@ WRAPPER_FILE = "copystudy.json"
 
 
 class DiffusionModel:
-    """A denoising diffusion model on small images: train, fine-tune, sample, save."""
+    """A denoising diffusion model on small images: train, fine-tune, sample, save.
+
+    Implements `copystudy.models.base.ImageModel`, built from a config; labels are class ids."""
+
+    modality = "image"
+    pretrained = False
+    text_conditioned = False
 
     def __init__(self, unet: UNet2DModel, scheduler: DDPMScheduler):
         self.unet = unet.eval()
@@ -86,8 +92,14 @@ class DiffusionModel:
             raise ValueError(f"labels must be in [0, {self.num_classes}), got {labels.min()}..{labels.max()}")
         return labels
 
+    def to_model_space(self, images: np.ndarray) -> torch.Tensor:
+        """Images in [0, 1] as the model sees them: pixels in [-1, 1] (float32)."""
+        return torch.as_tensor(np.asarray(images, dtype=np.float32)) * 2 - 1
+
     def noise_prediction(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None):
-        """epsilon_theta(x_t, t[, label]) for images in model space ([-1, 1])."""
+        """epsilon_theta(x_t, t[, label]) for images in model space ([-1, 1]); labels: class ids."""
+        if labels is not None and not isinstance(labels, torch.Tensor):
+            labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
         return self.unet(x_t, t, class_labels=labels).sample
 
     def fit(self, images: np.ndarray, steps: int, batch_size: int = 64, lr: float = 1e-3, labels=None,

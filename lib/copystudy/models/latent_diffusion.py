@@ -25,8 +25,11 @@ class LatentDiffusionModel:
     VAE's latent space (the model's own space): `to_model_space` encodes images with the VAE's mean
     and scaling factor. Fine-tuning trains only LoRA adapters (peft) on the UNet's attention
     projections; the base weights are shared by every clone, so a coalition costs only its adapter.
+    Implements `copystudy.models.base.ImageModel`.
     """
 
+    modality = "image"
+    pretrained = True
     text_conditioned = True
 
     def __init__(self, pipe, lora_rank: int = 8, lora_alpha: int = 8, lora_targets=LORA_TARGETS,
@@ -211,8 +214,18 @@ class LatentDiffusionModel:
         if self._adapter is not None:
             save_file({k: v.contiguous().cpu() for k, v in self._adapter.items()}, directory / LORA_FILE)
         (directory / WRAPPER_FILE).write_text(json.dumps({"family": "diffusion", "kind": "latent",
-                                                          "base": self.name_or_path, "lora": self.lora}))
+                                                          "base": self.name_or_path, "lora": self.lora,
+                                                          "resolution": self.resolution}))
         return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "auto") -> "LatentDiffusionModel":
+        """A model saved by `save`: its base loaded again from where it came from, with the saved adapter."""
+        wrapper = json.loads((Path(directory) / WRAPPER_FILE).read_text())
+        lora = wrapper["lora"]
+        base = cls.from_pretrained(wrapper["base"], device=device, lora_rank=lora["r"], lora_alpha=lora["lora_alpha"],
+                                   lora_targets=lora["target_modules"], resolution=wrapper.get("resolution"))
+        return base.load_adapter(directory)
 
     def load_adapter(self, directory: str | Path) -> "LatentDiffusionModel":
         """A clone of this base with the adapter saved in `directory` (none saved: the base itself)."""

@@ -163,7 +163,8 @@ def build(out: Path, results: Path, run: str = "default") -> Path:
         title, question = _intro(nb)
         numbers = [(label, headline(metrics, key, fmt)) for key, label, fmt in experiments.headlines(name)]
         rows = "\n".join(f"| {label} | {text} |" for label, text in numbers if text is not None)
-        facts = (f"commit `{manifest.get('git', {}).get('commit', '?')[:10]}`, {manifest.get('finished', '?')}, "
+        commit = ((manifest.get("git") or {}).get("commit") or "?")[:10]  # None outside a git checkout
+        facts = (f"commit `{commit}`, {manifest.get('finished', '?')}, "
                  f"{manifest.get('machine', {}).get('cpu_count', '?')} cores, "
                  f"{manifest.get('wall_seconds', 0) / 60:.1f} min wall")
         thumbs = " ".join(f'<a href="{name}/figures/{f.name}"><img src="{name}/figures/{f.name}" alt="{f.stem}" '

@@ -61,7 +61,7 @@ class Trained:
 def start_main_models(model: dict, texts: Texts, steps: int, batch_size: int, lr: float, seeds):
     """The main LM once per seed (initialisation and training windows), each a task trained (or
     fine-tuned) for `steps` steps, handed to the cluster; `finish_main_models` collects them."""
-    seeds = list(seeds)[:1] if (model.get("name_or_path") and not steps) else list(seeds)
+    seeds = list(seeds)[:1] if (models.is_pretrained(model) and not steps) else list(seeds)
     task = partial(_main_model, model, texts, steps, batch_size, lr)
     return parallel.submit_tasks(task, seeds, desc="main LM, one per seed")
 
@@ -71,7 +71,7 @@ def finish_main_models(pending, model: dict, steps: int) -> list[Trained]:
     it is saves only where it comes from, and is one model whatever the seeds)."""
     trained = pending.result()
     first = trained[0].lm
-    if model.get("name_or_path") and not steps:
+    if models.is_pretrained(model) and not steps:
         first.save_reference(run_path("models", "lm"))
     else:
         first.save(run_path("models", "lm"))
@@ -86,7 +86,7 @@ def _main_model(model: dict, texts: Texts, steps: int, batch_size: int, lr: floa
                     desc=f"train main LM, seed {seed}") if steps else []
     seconds = time.time() - start
     rows = [{"seed": seed, "split": split, "document": name, "bytes": len(text),
-             "bits": float(lm.batched_bits(text).sum()) if lm.tokenizer is None else lm.total_bits(text)}
+             "bits": float(lm.batched_bits(text).sum()) if lm.byte_level else lm.total_bits(text)}
             for split, docs in (("train", texts.train_docs), ("heldout", texts.heldout_docs))
             for name, text in docs.items()]
     return Trained(seed, lm, losses, seconds, pd.DataFrame(rows))
@@ -94,7 +94,7 @@ def _main_model(model: dict, texts: Texts, steps: int, batch_size: int, lr: floa
 
 def describe_model(trained: list[Trained], steps: int) -> str:
     lm = trained[0].lm
-    tokens = f"tokenizer with {lm.vocab_size:,} tokens" if lm.tokenizer is not None else "bytes as tokens"
+    tokens = f"tokenizer with {lm.vocab_size:,} tokens" if not lm.byte_level else "bytes as tokens"
     seconds = np.mean([t.seconds for t in trained])
     done = (f"trained {steps} steps ({seconds:.0f} s each) with {len(trained)} seed(s)" if steps
             else "not trained here")
@@ -110,7 +110,7 @@ def code(trained: list[Trained], texts: Texts, chunk_size: int, verify: bool, ad
     Returns (rates: one row per compressor, seed, text and chunking; details of the LM's coding)."""
     data = {"heldout": texts.heldout_text, "train": texts.train_sample}
     jobs = [(t.seed, text, c) for t in trained for text in data for c in (chunk_size, None)]
-    if trained[0].lm.tokenizer is None and adaptive.get("block"):
+    if trained[0].lm.byte_level and adaptive.get("block"):
         jobs += [(t.seed, "heldout", ADAPTIVE) for t in trained]
     lms = {t.seed: t.lm for t in trained}
     task = partial(_code_task, lms, data, verify, adaptive)
@@ -130,7 +130,7 @@ def code(trained: list[Trained], texts: Texts, chunk_size: int, verify: bool, ad
              "raw_rate": rates.raw_rate(d.coded_bytes, d.original_bytes),
              "adjusted_rate": rates.adjusted_rate(d.coded_bytes, d.original_bytes, lm.n_params),
              "roundtrip_exact": d.roundtrip_exact} for d in details.itertuples()]
-    classical = rates.baseline_rates(data, (chunk_size, None), verify, utf8=lm.tokenizer is not None)
+    classical = rates.baseline_rates(data, (chunk_size, None), verify, utf8=not lm.byte_level)
     rates = pd.concat([pd.DataFrame(rows), classical], ignore_index=True)
     rates["bits_per_byte"] = 8 * rates["raw_rate"]
     return rates, details
@@ -210,7 +210,7 @@ def summarize(trained: list[Trained], texts: Texts, rates: pd.DataFrame, details
         per_seed.append(m)
     keys = [k for k in LM_KEYS if k in per_seed[0]]
     out = {"roundtrip_exact": bool(details["roundtrip_exact"].all()) if verify else None,
-           "model": lm.name, "pretrained": bool(getattr(lm, "name_or_path", None)), "tokenizer": lm.tokenizer is not None,
+           "model": lm.name, "pretrained": lm.pretrained, "tokenizer": not lm.byte_level,
            "n_params": lm.n_params, "model_bytes_float16": rates.model_bytes(lm.n_params),
            "heldout_bytes": len(texts.heldout_text), "train_sample_bytes": len(texts.train_sample),
            "train_text_bytes": len(texts.train_text), "seeds": [t.seed for t in trained],

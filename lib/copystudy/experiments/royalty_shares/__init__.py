@@ -7,6 +7,8 @@ cells call `steps` (the experiment), its summary (`summarize`, `verdicts`) and `
 
 from __future__ import annotations
 
+from copystudy import models
+
 # (metrics key, label, format) of the numbers the site shows; a key missing from a run is skipped
 HEADLINES = [("typefaces_mean_prompted_share", "typefaces: prompted owner's mean share", ".2f"),
     ("typefaces_prompted_owner_top_share_rate", "typefaces: prompted owner on top", ".2f"),
@@ -16,14 +18,14 @@ HEADLINES = [("typefaces_mean_prompted_share", "typefaces: prompted owner's mean
 
 def rules(v: dict) -> str | None:
     model = v["model"]
-    if model.get("name_or_path") and v["data_dir"] is None:
+    if models.is_pretrained(model) and v["data_dir"] is None:
         return ("a pretrained text-to-image model (model.name_or_path) plays on your own images: set data_dir to a "
                 "folder root/<owner>/*.png|jpg, e.g. --set data_dir=~/data/wikiart")
     epochs = {k: v.get(k) for k in ("pretrain_epochs", "finetune_epochs") if v.get(k) is not None}
-    if epochs and not model.get("name_or_path"):
+    if epochs and not models.is_pretrained(model):
         return (f"{', '.join(epochs)} set: epochs apply to LoRA fine-tunes of a pretrained model (model.name_or_path); "
                 "the small UNet trains pretrain_steps and finetune_steps")
-    if not model.get("name_or_path"):
+    if not models.is_pretrained(model):
         steps = model.get("num_train_timesteps", 1000)
         if v["n_strata"] > steps - 1:
             return (f"n_strata={v['n_strata']} exceeds the {steps - 1} timesteps 1..T-1 of the model "
@@ -46,7 +48,7 @@ def _estimator_game_rules(v: dict) -> str | None:
     n = v.get("estimator_game_n_owners", 0)
     if not n:
         return None
-    if v["model"].get("name_or_path"):
+    if models.is_pretrained(v["model"]):
         return ("the estimator game plays on the digits with the small UNet trained here; with a pretrained model "
                 "set estimator_game_n_owners=0")
     if n < len(v["digit_owners"]):

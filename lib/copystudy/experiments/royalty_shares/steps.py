@@ -19,6 +19,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from copystudy import models
 from copystudy.attribution import coalition_game, coalition_utility, royalty, shapley
 from copystudy.common import intervals, parallel
 from copystudy.common.data import digits, image_folder
@@ -58,7 +59,7 @@ def build_games(datasets: list[str], model: dict, image_size: int, pretrain, fin
     """Every game to play, by name: the built-in data sets, or one game "folder" on data_dir."""
     if model.get("family") != "diffusion":
         raise ValueError(f"model.family must be 'diffusion' in this notebook, got {model.get('family')!r}")
-    pretrained = bool(model.get("name_or_path"))
+    pretrained = models.is_pretrained(model)
     if pretrained:  # a bad name_or_path fails here, before any data is rendered or any model trained
         from copystudy.models import loading
 
