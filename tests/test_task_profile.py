@@ -54,3 +54,12 @@ def test_no_log_without_the_variable(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     parallel.map_tasks(abs, [-1], progress_bar=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cluster_tasks_are_logged_with_their_worker(tmp_path, monkeypatch):
+    log = tmp_path / "tasks.csv"
+    monkeypatch.setenv(parallel.TASK_LOG_ENV, str(log))
+    with parallel.executor(workers=2):
+        assert parallel.map_tasks(abs, [-1, -2, -3, -4], desc="abs", progress_bar=False) == [1, 2, 3, 4]
+    rows = list(csv.DictReader(log.open()))
+    assert len(rows) == 4 and all(r["worker"] != "kernel" for r in rows)
