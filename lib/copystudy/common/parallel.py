@@ -14,15 +14,24 @@ ran or on how many workers there were: small models gain little from a second th
 times over when the thread spins against another busy process. Trained models go through the
 content-addressed model cache, a folder every worker sees, so a repeated or crashed task is a cache
 hit. Without a scheduler nothing of Dask is imported.
+
+When $COPYSTUDY_TASK_LOG names a file (the runner sets it to the run's tasks.csv), every task appends
+one line to it: its stage (one `map_tasks`/`submit_tasks` call), description, worker, start and end
+(`benchmarks/profile.py` turns these into work, span and predicted wall times on more workers).
 """
 
 from __future__ import annotations
 
+import csv
 import os
+import sys
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterable
 
 SCHEDULER_ENV = "COPYSTUDY_SCHEDULER"
+TASK_LOG_ENV = "COPYSTUDY_TASK_LOG"
+TASK_LOG_FIELDS = ("stage", "desc", "index", "worker", "start", "end")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS")  # what a new process reads for its thread counts
 _clients: dict = {}
@@ -52,6 +61,39 @@ def run_task(fn: Callable, item):
     """fn(item) with one thread: the same arithmetic in this process and on any worker."""
     with single_thread():
         return fn(item)
+
+
+def _worker_name() -> str:
+    """The Dask worker running this task, or 'kernel' when it runs in the notebook's own process."""
+    if "distributed" not in sys.modules:  # never import Dask for a task that runs here
+        return "kernel"
+    from distributed import get_worker
+
+    try:
+        return str(get_worker().name)
+    except ValueError:
+        return "kernel"
+
+
+def timed_task(fn: Callable, item):
+    """(fn(item), (worker, start, end)): run_task with the wall-clock times the task log records."""
+    start = time.time()
+    out = run_task(fn, item)
+    return out, (_worker_name(), start, time.time())
+
+
+def log_tasks(stage: str, desc: str, times: list) -> None:
+    """Append one row per task to $COPYSTUDY_TASK_LOG (nothing when it is unset)."""
+    path = os.environ.get(TASK_LOG_ENV)
+    if not path or not times:
+        return
+    new = not os.path.exists(path)
+    with open(path, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(TASK_LOG_FIELDS)
+        for index, (worker, start, end) in enumerate(times):
+            writer.writerow([stage, desc, index, worker, f"{start:.3f}", f"{end:.3f}"])
 
 
 def client(address: str):
@@ -87,19 +129,23 @@ class Pending:
     def __init__(self, fn, items, desc, progress_bar, futures=None, client=None):
         self.fn, self.items, self.desc, self.progress_bar = fn, items, desc, progress_bar
         self.futures, self.client = futures, client
+        self.stage = os.urandom(4).hex()
 
     def result(self) -> list:
         from copystudy.models.training import progress
 
         bar = not self.progress_bar or None
         if self.futures is None:
-            return [run_task(self.fn, item) for item in progress(self.items, desc=self.desc, disable=bar)]
-        from distributed import as_completed
+            done = [timed_task(self.fn, item) for item in progress(self.items, desc=self.desc, disable=bar)]
+        else:
+            from distributed import as_completed
 
-        for _ in progress(as_completed(self.futures, loop=self.client.loop), total=len(self.futures),
-                          desc=f"{self.desc} (dask)", disable=bar):
-            pass
-        return self.client.gather(self.futures)
+            for _ in progress(as_completed(self.futures, loop=self.client.loop), total=len(self.futures),
+                              desc=f"{self.desc} (dask)", disable=bar):
+                pass
+            done = self.client.gather(self.futures)
+        log_tasks(self.stage, self.desc, [times for _, times in done])
+        return [out for out, _ in done]
 
 
 def submit_tasks(fn: Callable, items: Iterable, desc: str = "tasks", progress_bar: bool = True,
@@ -114,12 +160,14 @@ def submit_tasks(fn: Callable, items: Iterable, desc: str = "tasks", progress_ba
     if address is None:
         return Pending(fn, items, desc, progress_bar)
     c = client(address)
-    resources, tag = _gpu_resources(c), os.urandom(4).hex()
+    resources, pending = _gpu_resources(c), Pending(fn, items, desc, progress_bar, client=c)
     order = sorted(range(len(items)), key=lambda i: -cost(items[i])) if cost else range(len(items))
     base = -10 ** 6 if background else 0  # Dask runs the highest priority first among ready tasks
-    submitted = {i: c.submit(run_task, fn, items[i], pure=False, resources=resources, key=f"{desc}-{i}-{tag}",
-                             priority=base + len(items) - r) for r, i in enumerate(order)}  # earlier: higher
-    return Pending(fn, items, desc, progress_bar, [submitted[i] for i in range(len(items))], c)
+    submitted = {i: c.submit(timed_task, fn, items[i], pure=False, resources=resources,
+                             key=f"{desc}-{i}-{pending.stage}", priority=base + len(items) - r)
+                 for r, i in enumerate(order)}  # earlier: higher
+    pending.futures = [submitted[i] for i in range(len(items))]
+    return pending
 
 
 def describe() -> dict:

@@ -37,6 +37,7 @@ from copystudy.runner.params import ParameterError
 from copystudy.runner.plan import Plan, prepare, project_root
 
 KERNEL_NAME = "copystudy"
+TASK_LOG = "tasks.csv"  # in the run folder: one row per parallel task (copystudy.common.parallel)
 VERSIONED_PACKAGES = ("torch", "numpy", "transformers", "diffusers", "peft", "safetensors", "constriction",
                       "shapiq", "papermill", "nbclient", "ipykernel", "pandas", "matplotlib", "seaborn",
                       "scikit-learn", "zstandard", "brotli", "pyppmd")
@@ -245,6 +246,7 @@ def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: 
     # the kernel draws its live progress bars on this terminal and writes one line per loop into the notebook
     saved_target = os.environ.get(PROGRESS_TO)
     os.environ[PROGRESS_TO] = os.ttyname(sys.stderr.fileno()) if progress_bar and sys.stderr.isatty() else ""
+    os.environ[parallel.TASK_LOG_ENV] = str(work / TASK_LOG)  # every parallel task's worker and times
     try:
         pm.execute_notebook(str(plan.notebook), str(work / "executed.ipynb"), parameters=plan.values,
                             kernel_name=kernel, cwd=str(work), progress_bar=progress_bar, log_output=False,
@@ -257,6 +259,7 @@ def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: 
         error = {"error": kind, "message": "interrupted", **running_cell(work / "executed.ipynb")}
     finally:
         os.environ.pop(PROGRESS_TO) if saved_target is None else os.environ.__setitem__(PROGRESS_TO, saved_target)
+        os.environ.pop(parallel.TASK_LOG_ENV, None)
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
     manifest["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
