@@ -41,19 +41,6 @@ def test_batched_bits_match_causal_lm_bits(tiny_lm):
     assert tiny_lm.batched_bits(b"x").tolist() == [8.0]
 
 
-def test_compare_table(tiny_lm):
-    table, details = rates.compare(tiny_lm, {"heldout": TEXT[:900], "train": TEXT[900:1800]},
-                                         chunk_sizes=(256, None), show_progress=False)
-    assert len(table) == 2 * 2 * (1 + len(baselines.COMPRESSORS))
-    assert table["roundtrip_exact"].all()
-    assert all(d["roundtrip_exact"] for d in details.values())
-    lm = table[table.compressor == "lm"]
-    assert (lm["adjusted_rate"] > lm["raw_rate"]).all()
-    base = table[table.compressor != "lm"]
-    assert (base["adjusted_rate"] == base["raw_rate"]).all()
-    assert np.allclose(table["bits_per_byte"], 8 * table["raw_rate"])
-
-
 def test_sweep_rows_and_validation():
     models = {"a": dict(n_layer=1, n_head=1, n_embd=8, context=16), "b": dict(n_layer=1, n_head=1, n_embd=16, context=16)}
     table = rates.sweep(TEXT, TEXT[:300], models, [500, 1500], steps=2, batch_size=2, show_progress=False)

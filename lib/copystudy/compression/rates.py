@@ -98,30 +98,6 @@ def lm_code(lm: CausalLM, data: bytes, chunk_size: int | None = 2048, verify: bo
             "encode_seconds": t1 - t0, "decode_seconds": t2 - t1, "coder_processes": min(processes, len(groups))}
 
 
-def compare(lm: CausalLM, texts: dict[str, bytes], chunk_sizes=(2048, None), verify: bool = True,
-            show_progress: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Rates of the LM and every baseline on the same texts, chunked and unchunked.
-
-    texts: name (e.g. "train", "heldout") -> bytes. Returns a long table with one row per
-    compressor x text x chunking, and the LM coding details keyed (text, chunking).
-    """
-    rows, details = [], {}
-    for text_name, data in texts.items():
-        for chunk_size in chunk_sizes:
-            label = chunking_label(chunk_size)
-            info = lm_code(lm, data, chunk_size, verify=verify, show_progress=show_progress)
-            details[(text_name, label)] = info
-            rows.append({"compressor": "lm", "label": f"{lm.name} ({lm.n_params:,} params)", "text": text_name,
-                         "chunking": label, "original_bytes": len(data), "compressed_bytes": info["coded_bytes"],
-                         "raw_rate": raw_rate(info["coded_bytes"], len(data)),
-                         "adjusted_rate": adjusted_rate(info["coded_bytes"], len(data), lm.n_params),
-                         "roundtrip_exact": info["roundtrip_exact"]})
-    table = pd.concat([pd.DataFrame(rows), baseline_rates(texts, chunk_sizes, verify, utf8=lm.tokenizer is not None)],
-                      ignore_index=True)
-    table["bits_per_byte"] = 8 * table["raw_rate"]
-    return table, details
-
-
 def baseline_rates(texts: dict[str, bytes], chunk_sizes=(2048, None), verify: bool = True,
                    utf8: bool = False) -> pd.DataFrame:
     """Every classical compressor on the same texts and chunks as the LM: one row per compressor x text
