@@ -145,99 +145,17 @@ def test_block_trend_counts_increases_and_ranks():
     assert out["increases"] == 1 and -1 < out["spearman"] < 1
 
 
-def test_generalization_gap_of_a_memorising_model():
-    train, held = random_text(20_000, 7), random_text(3000, 8)
-    gap = gen.generalization_gap(KnowsModel(train), train, held, chunk=512)
-    assert gap["n_bytes"] == 3000
-    assert gap["train_bits"] == 0.5 * 3000 and gap["heldout_bits"] == 8.0 * 3000
-    assert gap["gap_bits"] == 7.5 * 3000 and gap["gap_bits_per_byte"] == 7.5
-    # a model that never saw either has no gap
-    assert gen.generalization_gap(UniformModel(), train, held)["gap_bits"] == 0.0
-
-
-def test_generalization_gap_uses_equal_sizes_when_training_text_is_short():
-    train, held = random_text(1000, 9), random_text(3000, 10)
-    gap = gen.generalization_gap(KnowsModel(train), train, held, chunk=256)
-    assert gap["n_bytes"] == 1000 and gap["gap_bits"] == 7.5 * 1000
-
-
-def _memorisation_fixture():
-    docs = {f"doc{i}": random_text(300, 20 + i) for i in range(6)}
-    works = ["doc1", "doc3"]
-    corpus = mb.memorization_corpus(docs, works, duplicated="doc1", copies=4)
-    pool = {"held_a": random_text(700, 90), "held_b": random_text(200, 91)}
-    stand_ins = {w: b for w, (_, b) in mb.substitutes({w: docs[w] for w in works}, pool).items()}
-    return docs, works, corpus, stand_ins
-
-
-def test_swap_design_keeps_training_sizes_equal_and_the_work_absent():
-    docs, works, corpus, stand_ins = _memorisation_fixture()
-    seen = []
-
-    def train(data, seed):
-        seen.append((seed, data))
-        model = KnowsModel(data)
-        model.train_steps = 7  # a fixed-step recipe
-        return model
-
-    controls = {"held": random_text(300, 99)}
-    models, diffs = mb.memorization_runs(corpus, {w: docs[w] for w in works}, stand_ins, train, controls, seeds=(0, 1))
-    assert len(seen) == 2 * (1 + len(works))  # per seed: one with-model, one without-model per work
-    for seed in (0, 1):
-        with_data, *without = [d for s, d in seen if s == seed]
-        for w, without_data in zip(works, without):
-            assert len(without_data) == len(with_data)  # exactly the same number of bytes
-            assert docs[w] not in without_data and stand_ins[w] in without_data  # swapped, in place
-            assert all(docs[o] in without_data for o in works if o != w)  # the other works stay
-    assert models["train_bytes"].nunique() == 1 and models["train_steps"].nunique() == 1
-    rows = diffs[diffs["kind"] == "training work"].set_index(["seed", "text"])
-    for w in works:  # the with-model knows x (0.5 bit/byte), the without-model does not (8)
-        assert rows.loc[(0, w), "memorized_bits"] == (8.0 - 0.5) * 300
-    table = mb.memorization_table(diffs, {"doc1": 300, "doc3": 300, "held": 300},
-                                  {"doc1": 4, "doc3": 1}).set_index("work")
-    assert list(table.index) == ["doc1", "doc3", "held"]  # works, then controls
-    assert table.loc["doc1", "memorized_bits"] == 7.5 * 300 == table.loc["doc1", "memorized_bits_low"]  # no spread
-    assert table.loc["held", "memorized_bits"] == 0.0 and table.loc["held", "kind"] == "held-out control"
-    assert table.loc["doc1", "copies"] == 4 and table.loc["doc1", "memorized_bits_per_byte"] == 7.5
-    assert mb.memorized_bits(100.0, 40.0) == 60.0
-
-
-def test_swap_design_with_real_models_trains_equal_steps():
-    docs, works, corpus, stand_ins = _memorisation_fixture()
-    train = partial(mb.train_fixed_steps, {"family": "causal_lm", "n_layer": 1, "n_head": 1, "n_embd": 8,
-                                           "context": 16}, 4, 1e-3, 3)
-    models, diffs = mb.memorization_runs(corpus, {w: docs[w] for w in works}, stand_ins, train, seeds=(0,))
-    assert models["train_bytes"].nunique() == 1 and set(models["train_steps"]) == {3}
-    assert len(diffs) == len(works) and np.isfinite(diffs["memorized_bits"]).all()
-
-
-def test_swapped_replaces_every_copy_in_place():
-    docs, works, corpus, stand_ins = _memorisation_fixture()
-    out = mb.swapped(corpus, "doc1", stand_ins["doc1"])
-    assert list(out) == list(corpus) and sum(v == stand_ins["doc1"] for v in out.values()) == 4
-    with pytest.raises(ValueError, match="bytes, the work"):
-        mb.swapped(corpus, "doc1", b"short")
-
-
-def test_substitutes_cut_exact_lengths_without_overlap():
-    works = {"a": b"x" * 300, "b": b"y" * 250, "c": b"z" * 400}
-    pool = {"long": bytes(range(256)) * 3, "short": b"s" * 450}
-    cuts = mb.substitutes(works, pool)
-    assert {w: len(b) for w, (_, b) in cuts.items()} == {"a": 300, "b": 250, "c": 400}
-    assert cuts["a"][0] == "long[0:300]" and cuts["b"][0] == "long[300:550]" and cuts["c"][0] == "short[0:400]"
-    with pytest.raises(ValueError, match="unused bytes"):
-        mb.substitutes({"big": b"x" * 1000}, pool)
-
-
-def test_memorization_corpus_respects_budget_and_validates():
-    docs = {f"d{i}": b"x" * 100 for i in range(10)}
-    corpus = mb.memorization_corpus(docs, ["d2"], duplicated="d2", copies=3, max_bytes=500)
-    originals = [k for k in corpus if "#copy" not in k]
-    assert "d2" in originals and sum(len(corpus[k]) for k in originals) <= 500
-    with pytest.raises(ValueError, match="not training documents"):
-        mb.memorization_corpus(docs, ["nope"], None, 1)
-    with pytest.raises(ValueError, match="must be one of the works"):
-        mb.memorization_corpus(docs, ["d1"], "d2", 2)
+def test_fitted_documents_are_the_ones_before_the_validation_tail():
+    docs = {f"d{i}": bytes([65 + i]) * (100 + 10 * i) for i in range(12)}
+    fitted, validation = gen.fitted_documents(docs, 0.2, seed=3)
+    text = gen.shuffled_join(docs, 3)
+    cut = len(text) - math.ceil(0.2 * len(text))
+    assert set(fitted) | set(validation) == set(docs) and not set(fitted) & set(validation)
+    assert all(text.index(docs[d]) + len(docs[d]) <= cut for d in fitted)
+    assert all(text.index(docs[d]) + len(docs[d]) > cut for d in validation)
+    # the same documents an early-stopped model of the whole text is fitted on
+    fit_bytes = es.validation_split(text, 0.2, 1)[0]
+    assert set(gen.fit_documents(docs, fit_bytes)) == set(fitted)
 
 
 def test_choose_works_size_range_and_error():
@@ -371,26 +289,32 @@ def test_byte_bits_matches_causal_lm_bits():
         assert np.allclose(dl.byte_bits(model, data, batch=5), model.bits(data), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_run_through_the_runner(run_notebook):
     out, m = run_notebook("description_length")
     assert m["n_seeds"] >= 2
-    # the prequential code as a real stream: decoded exactly by retraining, within 1% of its ideal length
-    assert m["prequential_roundtrip_exact"] is True
+    # the prequential code as a real stream, warm-started chains replayed by the decoder: decoded exactly
+    assert m["prequential_roundtrip_exact"] is True and m["prefix_warm_start"] is True
     assert 0 <= m["prequential_coded_overhead_pct"] < 1
-    for key in ("prequential_bits", "two_part_bits", "generalization_gap_bits_per_byte", "memorized_bits_duplicated_work",
-                "block_spearman", "prequential_model_bits", "memorized_bits_per_byte_single_copy_mean"):
+    for key in ("prequential_bits", "two_part_bits", "generalization_gap_bits_per_byte", "block_spearman",
+                "prequential_model_bits", "capacity_bits_per_param", "prefix_models_stopped_early"):
         assert key in m and len(m[f"{key}_ci"]) == 2, key
-        assert m[f"{key}_ci"][0] <= m[key] + 1e-9 and m[key] <= m[f"{key}_ci"][1] + 1e-9, key
+    assert 0 <= m["prefix_models_stopped_early_ci"][0] and m["prefix_models_stopped_early_ci"][1] <= 1
+    assert -1 <= m["block_spearman_ci"][0] and m["block_spearman_ci"][1] <= 1
     assert m["uniform_bits_per_byte"] == 8.0 and m["prequential_bits"] > 0
     best = m["two_part_best_bits_per_param"]
     assert m["two_part_bits"] == pytest.approx(m["two_part_bits_by_precision"][str(best)])
-    assert m["two_part_bits"] == min(m["two_part_bits_by_precision"].values())
+    assert m["two_part_bits"] == min(min(v.values()) for v in m["two_part_bits_by_model_and_precision"].values())
     assert m["two_part_bits"] == pytest.approx(m["two_part_data_bits"] + m["two_part_model_bits"])
-    assert m["memorization_sizes_equal"] is True
-    assert isinstance(m["memorized_bits_by_work"], dict) and len(m["memorized_bits_by_work"]) >= 2
+    assert sorted(m["code_ordering"]) == sorted(["prequential", "two-part", "uniform", *m["classical_bits_per_byte"]])
+    assert m["memorization_sizes_equal"] is True and m["memorization_stand_in_documents_distinct"] is True
+    assert set(m["memorized_bits_per_byte_by_copies"]) == {"1", "8"}
+    assert m["capacity_share_of_training_set"] == pytest.approx(
+        m["capacity_bits_per_param"] * m["n_params"] / (8 * m["train_bytes"]))
     blocks = m["block_boundaries"]
     assert blocks[0] == 0 and blocks[-1] == m["train_bytes"] and len(m["block_bits_per_byte"]) == len(blocks) - 1
-    for name in ("code_lengths", "memorized_bits", "generalization_gap"):
+    for name in ("code_lengths", "memorized_bits", "generalization_gap", "capacity"):
         assert (out / "figures" / f"{name}.png").is_file()
-    for name in ("code_lengths", "memorized_bits", "two_part_by_precision", "bits_per_parameter"):
+    for name in ("code_lengths", "memorized_bits", "two_part_by_precision", "bits_per_parameter", "capacity_cells"):
         assert (out / "tables" / f"{name}.csv").is_file() and (out / "tables" / f"{name}.md").is_file()

@@ -152,3 +152,68 @@ def test_compress_with_a_damaged_model_is_one_line(tiny_lm, tmp_path, damage):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     line = proc.stderr.strip()
     assert len(line.splitlines()) == 1 and f"the model in {model_dir} cannot be loaded" in line
+
+
+# ---- the fair race ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["lzma", "ppmd", "brotli", "gzip", "bz2"])
+def test_priming_charges_size_of_side_plus_chunk_minus_side(name):
+    """A chunk that repeats the side text costs almost nothing once primed with it, while on its own it
+    costs what the compressor always spends; an unrelated chunk costs about its plain size."""
+    rng = np.random.default_rng(0)
+    side = bytes(rng.integers(97, 123, 6000, dtype=np.uint8))
+    chunk = side[1000:3000]
+    comp = baselines.get(name)
+    primed = baselines.primed_size(name, side, chunk, verify=True)
+    assert primed == len(comp.compress(side + chunk)) - len(comp.compress(side))
+    plain = len(comp.compress(chunk))
+    # the repeat is (nearly) free given the side text; block sorting (bzip2) exploits it less than LZ or PPM
+    assert primed < (0.7 if name == "bz2" else 0.1) * plain
+    other = bytes(rng.integers(97, 123, 2000, dtype=np.uint8))
+    assert baselines.primed_size(name, side, other) > 0.7 * len(comp.compress(other))  # no free lunch
+
+
+def test_zstd_dictionary_trained_on_the_side_text_makes_its_repeats_cheap():
+    rng = np.random.default_rng(1)
+    words = [bytes(rng.integers(97, 123, 7, dtype=np.uint8)) for _ in range(300)]
+    side = b" ".join(words[i] for i in rng.integers(0, 300, 20000))
+    chunks = [side[i:i + 512] for i in range(0, 8192, 512)]
+    d = baselines.zstd_dictionary([side[i:i + 2048] for i in range(0, len(side), 2048)], size=16384)
+    with_dict = baselines.zstd_dictionary_size(chunks, d, verify=True)
+    assert with_dict < 0.7 * baselines.compressed_size("zstd", chunks)
+
+
+def test_primed_rates_rows_and_charges():
+    side = TEXT * 3
+    table = rates.primed_rates({"heldout": TEXT[:700]}, side, (256, None), verify=True)
+    assert set(table["compressor"]) == {f"{c}_primed" for c in baselines.COMPRESSORS}
+    assert len(table) == len(baselines.COMPRESSORS) * 2
+    lz = table[(table.compressor == "lzma_primed") & (table.chunking == "unchunked")].iloc[0]
+    assert lz["compressed_bytes"] == baselines.primed_size("lzma", side, TEXT[:700])
+
+
+def test_the_hyperparameter_choice_never_reads_the_reported_heldout_text(monkeypatch):
+    """The main model's early stopping and the adaptive learning rate see the validation text only: its
+    documents are disjoint from the held-out (reported) and fitted ones."""
+    from copystudy.compression import early_stopping
+    from copystudy.experiments.lm_compression import steps
+
+    texts, _ = steps.texts(None, 0.1, 6000, 0.1, ood_bytes=1000, seed=0)
+    assert not set(texts.validation_docs) & set(texts.heldout_docs)
+    assert not set(texts.validation_docs) & set(texts.train_docs)
+    seen = []
+
+    class Recording(early_stopping.EarlyStopping):
+        def __init__(self, model, validation, *args):
+            seen.append(bytes(validation))
+            super().__init__(model, validation, *args)
+
+    monkeypatch.setattr(early_stopping, "EarlyStopping", Recording)
+    spec = {"family": "causal_lm", "n_layer": 1, "n_head": 1, "n_embd": 8, "context": 32}
+    trained = steps._main_model(spec, texts, steps.MainRecipe(6, 4, 1e-3, 2, 1), 0)
+    assert seen == [texts.validation_text] and trained.best_step >= 1
+    read = []
+    monkeypatch.setattr(rates, "adaptive_ideal_bits", lambda lm, text, **kw: read.append(bytes(text)) or 1.0)
+    choice = steps.choose_adaptive_lr(trained.lm, texts.validation_text, {"block": 512, "steps": 1, "window": 512},
+                                      [1e-4, 1e-3])
+    assert read == [texts.validation_text] * 2 and choice["chosen"].sum() >= 1
+    assert not any(doc in t for t in seen + read for doc in texts.heldout_docs.values())

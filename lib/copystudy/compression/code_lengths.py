@@ -114,14 +114,30 @@ def _check_boundaries(boundaries: list[int], n_bytes: int) -> None:
 # ---- code lengths as the training set grows ---------------------------------------------------------
 def prefix_result(data: bytes, boundaries: list[int], train, final, heldout: bytes | None, stream_seed: int | None,
                   job) -> tuple[dict, object, object]:
-    """One task: the model of data[:size] for one seed, trained by train(prefix, seed); its training
-    record, the bits of its prefix (the two-part code's data part), of the next block (its part of
-    the prequential code) and per byte of the fixed `heldout` text (a learning curve that does not
-    depend on which text falls in which block); and final(model, data_bits) for the model of the
-    whole text; for the seed `stream_seed`, the next block range-coded with this model (its part of
-    the prequential code as a real compressed stream, `online_coding`)."""
+    """One task: the model of data[:size] for one seed, trained from scratch by train(prefix, seed);
+    see `prefix_row`."""
     seed, size = job
-    model = train(bytes(data[:size]), seed)
+    return prefix_row(data, boundaries, train(bytes(data[:size]), seed), seed, size, final, heldout, stream_seed)
+
+
+def prefix_chain(data: bytes, boundaries: list[int], train, final, heldout: bytes | None, stream_seed: int | None,
+                 seed: int) -> list[tuple[dict, object, object]]:
+    """One task: every prefix model of one seed in turn, each warm-started from the one before
+    (train(prefix, seed, init=previous)), as a decoder would rebuild them; `prefix_row` of each."""
+    out, model = [], None
+    for size in boundaries[1:]:
+        model = train(bytes(data[:size]), seed, init=model)
+        out.append(prefix_row(data, boundaries, model, seed, size, final, heldout, stream_seed))
+    return out
+
+
+def prefix_row(data: bytes, boundaries: list[int], model, seed: int, size: int, final, heldout: bytes | None,
+               stream_seed: int | None) -> tuple[dict, object, object]:
+    """The model of data[:size]: its training record, the bits of its prefix (the two-part code's data
+    part), of the next block (its part of the prequential code) and per byte of the fixed `heldout`
+    text (a learning curve that does not depend on which text falls in which block); final(model,
+    data_bits, seed) for the model of the whole text; for the seed `stream_seed`, the next block range-coded
+    with this model (its part of the prequential code as a real compressed stream, `online_coding`)."""
     row = {"seed": seed, "train_bytes": size, "n_params": model.n_params,
            "data_bits": float(byte_bits(model, data[:size]).sum()),
            "heldout_bits_per_byte": float(byte_bits(model, heldout).mean()) if heldout else None}
@@ -134,26 +150,31 @@ def prefix_result(data: bytes, boundaries: list[int], train, final, heldout: byt
     words = None
     if seed == stream_seed and k + 1 < len(boundaries):
         words = online_coding.encode_block(model, online_coding.lead_bytes(model, data[:size]), data[size:end])[0]
-    extra = final(model, row["data_bits"]) if final is not None and size == len(data) else None
+    extra = final(model, row["data_bits"], seed) if final is not None and size == len(data) else None
     return row, extra, words
 
 
 def code_lengths_by_size(data: bytes, boundaries: list[int], train: Callable[[bytes, int], object], seeds=(0,),
                          bits_per_param: int = 16, final: Callable | None = None, heldout: bytes | None = None,
-                         stream_seed: int | None = None):
+                         stream_seed: int | None = None, warm: bool = False):
     """Uniform, two-part and prequential code lengths of data[:t] for every boundary t > 0 and seed.
 
-    One model per (seed, prefix), all in one map_tasks call: it gives the two-part code of its prefix
+    One model per (seed, prefix), all in one map_tasks call (`warm`: one task per seed, each prefix
+    model warm-started from the one before, `prefix_chain`): it gives the two-part code of its prefix
     (its data bits plus bits_per_param a weight) and codes the next block of that seed's prequential
     code; with `heldout`, every model also codes that fixed text. Returns (one row per seed and prefix,
-    {seed: final(model of the whole text, its data bits)}, and for `stream_seed` the range-coded words
+    {seed: final(model of the whole text, its data bits, seed)}, and for `stream_seed` the range-coded words
     of every block from the second on, else None).
     """
     _check_boundaries(boundaries, len(data))
-    jobs = [(seed, size) for seed in seeds for size in boundaries[1:]]
-    done = parallel.map_tasks(partial(prefix_result, bytes(data), list(boundaries), train, final, heldout, stream_seed),
-                              jobs,
-                              desc="prequential models", cost=lambda job: job[1])
+    args = (bytes(data), list(boundaries), train, final, heldout, stream_seed)
+    if warm:
+        chains = parallel.map_tasks(partial(prefix_chain, *args), list(seeds), desc="prequential models, one chain a seed",
+                                    cost=lambda seed: 2 if seed == stream_seed else 1)
+        done = [item for chain in chains for item in chain]
+    else:
+        jobs = [(seed, size) for seed in seeds for size in boundaries[1:]]
+        done = parallel.map_tasks(partial(prefix_result, *args), jobs, desc="prequential models", cost=lambda job: job[1])
     rows, finals = [], {}
     stream = [words for row, _, words in done if row["seed"] == stream_seed and words is not None] or None
     for seed in seeds:
@@ -185,6 +206,7 @@ def block_trend(bits_per_byte) -> dict:
 
 def shuffled_join(docs: dict[str, bytes], seed: int = 0) -> bytes:
     """Documents concatenated in a seeded random order, so that the blocks of a prequential code are
-    alike (not, say, all the topics starting with 'a' first)."""
-    names = sorted(docs)
-    return b"".join(docs[names[i]] for i in np.random.default_rng(seed).permutation(len(names)))
+    alike (not, say, all the topics starting with 'a' first); `generalization.shuffled_join`."""
+    from copystudy.compression.generalization import shuffled_join as join
+
+    return join(docs, seed)

@@ -1,9 +1,10 @@
-"""The learner of the prequential code: a model trained from scratch on a prefix of the text, stopped
-early on the end of that prefix.
+"""The learner of the prequential code: a model trained on a prefix of the text, stopped early on the
+end of that prefix.
 
-`train_early_stopped(recipe, prefix, seed)` is a deterministic function of the prefix bytes and the
-seed (one thread), so a decoder that holds the prefix retrains, bit for bit, the model that coded the
-next block.
+`train_early_stopped(recipe, prefix, seed, init)` is a deterministic function of the prefix bytes, the
+seed and the model it starts from (from scratch, or warm from the previous block's model): on one
+thread a decoder that holds the prefix, and has rebuilt the previous model, retrains bit for bit the
+model that coded the next block.
 """
 
 from __future__ import annotations
@@ -46,12 +47,15 @@ class Recipe:
     validation_fraction: float = 0.1
     eval_every: int = 25
     patience: int = 3
+    max_validation_bytes: int | None = None  # cap on the validation split (None: the fraction alone)
 
 
-def validation_split(prefix: bytes, fraction: float, min_bytes: int) -> tuple[bytes, bytes]:
-    """(fit, validation): the last ceil(fraction x n) bytes of the prefix, at least min_bytes, are held
-    out. A function of the prefix alone, so a decoder that holds the prefix makes the same split."""
-    n, k = len(prefix), max(min_bytes, math.ceil(fraction * len(prefix)))
+def validation_split(prefix: bytes, fraction: float, min_bytes: int, max_bytes: int | None = None) -> tuple[bytes, bytes]:
+    """(fit, validation): the last ceil(fraction x n) bytes of the prefix (at most max_bytes), at least
+    min_bytes, are held out. A function of the prefix alone, so a decoder that holds the prefix makes
+    the same split."""
+    n, k = len(prefix), math.ceil(fraction * len(prefix))
+    k = max(min_bytes, min(k, max_bytes) if max_bytes else k)
     if n - k < min_bytes:
         raise ValueError(f"a prefix of {n} bytes cannot give {k} validation bytes and keep {min_bytes} to fit")
     return bytes(prefix[:n - k]), bytes(prefix[n - k:])
@@ -108,18 +112,22 @@ class EarlyStopping:
             self.model.model.load_state_dict(self.best_state)
 
 
-def train_early_stopped(recipe: Recipe, prefix: bytes, seed: int):
-    """train(prefix, seed) -> a CausalLM fitted on the prefix minus its validation split, stopped
-    early and restored to its best validation score.
+def train_early_stopped(recipe: Recipe, prefix: bytes, seed: int, init=None):
+    """train(prefix, seed, init) -> a CausalLM fitted on the prefix minus its validation split, stopped
+    early and restored to its best validation score; from scratch, or (warm start) from a copy of
+    `init`, with a fresh optimiser and schedule.
 
     A deterministic function of (recipe, prefix bytes, seed): on one thread the same arguments give
     bitwise the same weights, so a decoder holding the prefix can retrain the model that coded the
     next block. The model carries its record: train_steps, step_ceiling, best_step, stopped_early,
     validation_bits_per_byte, fit_bytes, validation_bytes."""
+    import copy
+
     from copystudy import models
 
-    model = models.build(recipe.model, seed=seed)
-    fit, val = validation_split(bytes(prefix), recipe.validation_fraction, model.context + 1)
+    model = models.build(recipe.model, seed=seed) if init is None else copy.deepcopy(init)
+    fit, val = validation_split(bytes(prefix), recipe.validation_fraction, model.context + 1,
+                                recipe.max_validation_bytes)
     ceiling = training_steps(len(fit), recipe.epochs, recipe.batch_size, model.context, recipe.min_steps,
                              recipe.max_steps)
     stopper = EarlyStopping(model, val, recipe.eval_every, recipe.patience, ceiling - 1)
@@ -133,6 +141,6 @@ def train_early_stopped(recipe: Recipe, prefix: bytes, seed: int):
     return model
 
 
-def prefix_trainer(recipe: Recipe) -> Callable[[bytes, int], object]:
-    """The prequential learner as a picklable callable train(prefix, seed)."""
+def prefix_trainer(recipe: Recipe) -> Callable[..., object]:
+    """The prequential learner as a picklable callable train(prefix, seed, init=None)."""
     return partial(train_early_stopped, recipe)

@@ -1,5 +1,11 @@
 """The generalisation gap in bits: how much cheaper the documents a model was fitted on are than
-held-out documents of the same source, per byte, with a bootstrap interval over documents and seeds."""
+held-out documents of the same source, per byte, with a bootstrap interval over documents and seeds.
+
+One definition for the study (`generalization_gap`), on one set of documents: both text notebooks
+split the documents with `common.data.split_documents` and fit their models on `fitted_documents`
+(the training documents before the validation tail of one seeded document order), so their gaps are
+over the same fitted and held-out documents and differ only by the model that codes them.
+"""
 
 from __future__ import annotations
 
@@ -12,39 +18,6 @@ from copystudy.compression.code_lengths import byte_bits
 
 
 # ---- generalisation gap -----------------------------------------------------------------------------
-def generalization_gap(model, train_data: bytes, heldout: bytes, chunk: int = 2048, seed: int = 0) -> dict:
-    """Bits the model saves on training text beyond what it saves on unseen text of the same source.
-
-    gap = bits(held-out sample) - bits(training sample); both samples are n bytes with
-    n = min(len(heldout), len(train_data)) and both are coded in chunks of `chunk` bytes (so each has
-    the same context handicap). The held-out sample is its first n bytes; the training sample is
-    ceil(n / chunk) chunks at seeded random chunk-aligned offsets (spread over many documents rather
-    than one contiguous stretch), cut to n bytes. Positive = the training text is cheaper to code.
-    """
-    n = min(len(heldout), len(train_data))
-    if n == 0:
-        raise ValueError("generalization_gap needs non-empty training and held-out text")
-    if chunk < 1:
-        raise ValueError(f"chunk must be >= 1 byte, got {chunk}")
-    k, slots = math.ceil(n / chunk), len(train_data) // chunk
-    if k <= slots:
-        picks = np.sort(np.random.default_rng(seed).choice(slots, size=k, replace=False))
-        train_sample = b"".join(train_data[i * chunk:(i + 1) * chunk] for i in picks)[:n]
-    else:  # the training text is barely longer than the held-out text: take it from the start
-        train_sample = bytes(train_data[:n])
-    held_sample = bytes(heldout[:n])
-    train_bits = chunked_bits(model, train_sample, chunk)
-    held_bits = chunked_bits(model, held_sample, chunk)
-    return {"n_bytes": n, "train_bits": train_bits, "heldout_bits": held_bits,
-            "train_bits_per_byte": train_bits / n, "heldout_bits_per_byte": held_bits / n,
-            "gap_bits": held_bits - train_bits, "gap_bits_per_byte": (held_bits - train_bits) / n}
-
-
-def chunked_bits(model, data: bytes, chunk: int) -> float:
-    """Code length of data cut into chunks of `chunk` bytes, each coded without earlier context."""
-    return float(sum(byte_bits(model, data[i:i + chunk]).sum() for i in range(0, len(data), chunk)))
-
-
 def document_bits(model, docs: dict[str, bytes], split: str) -> pd.DataFrame:
     """Bits and bits per byte of every document under `model`, each coded on its own."""
     rows = []
@@ -58,6 +31,31 @@ def document_bits(model, docs: dict[str, bytes], split: str) -> pd.DataFrame:
 def fit_documents(docs: dict[str, bytes], fit_text: bytes) -> dict[str, bytes]:
     """The documents that lie whole inside the bytes a model was fitted on."""
     return {k: v for k, v in docs.items() if v and v in fit_text}
+
+
+def shuffled_join(docs: dict[str, bytes], seed: int = 0) -> bytes:
+    """Documents concatenated in a seeded random order (the description-length text; the order that
+    decides which documents form the validation tail)."""
+    names = sorted(docs)
+    return b"".join(docs[names[i]] for i in np.random.default_rng(seed).permutation(len(names)))
+
+
+def fitted_documents(train_docs: dict[str, bytes], validation_fraction: float, seed: int = 0,
+                     ) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """(fitted, validation): the training documents that lie whole in the first n - ceil(fraction x n)
+    bytes of `shuffled_join(train_docs, seed)` (what an early-stopped model of the whole text is fitted
+    on), and the rest (the validation tail, which chooses the training length)."""
+    text = shuffled_join(train_docs, seed)
+    k = math.ceil(validation_fraction * len(text))
+    fitted = fit_documents(train_docs, text[:len(text) - k])
+    return fitted, {d: v for d, v in train_docs.items() if d not in fitted}
+
+
+def generalization_gap(doc_bits: pd.DataFrame, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    """The study's generalisation gap: byte-weighted bits per byte of held-out documents minus that of
+    fitted documents, each coded on its own (`document_bits`), mean over seeds with a bootstrap interval
+    over documents and seeds (`bootstrap_gap`)."""
+    return bootstrap_gap(doc_bits, n_boot=n_boot, level=level, seed=seed)
 
 
 def bootstrap_gap(doc_bits: pd.DataFrame, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:

@@ -1,6 +1,7 @@
-"""Notebook 02: memorised bits per work from a swap design (the without-model trains on the same corpus
-with the work swapped for held-out text of the same length), with a duplicated work and held-out
-controls. The quantities are in `copystudy.memorization.memorized_bits`."""
+"""Notebook 02: memorised bits per work with a noise floor: works at 1, 2, 4 and 8 copies, each in half
+of the models and swapped for stand-ins from different unseen documents in the other half; a null from
+controls no model saw; the dose-response over copies. The quantities are in
+`copystudy.memorization.memorized_bits`; metrics and verdicts of this section are here."""
 
 from __future__ import annotations
 
@@ -9,66 +10,101 @@ from functools import partial
 
 import pandas as pd
 
+from copystudy.common import parallel
 from copystudy.memorization import memorized_bits as mb
 
 
-def memorization_trainer(model: dict, batch_size: int, lr: float, steps: int):
-    """train(data, seed) for the with- and without-models: exactly `steps` steps, no early stopping."""
+def trainer(model: dict, batch_size: int, lr: float, steps: int):
+    """train(data, seed) for every memorisation model: exactly `steps` steps, no early stopping."""
     return partial(mb.train_fixed_steps, dict(model), batch_size, lr, steps)
-
-
-# ---- memorised bits ---------------------------------------------------------------------------------
-@dataclass
-class Design:
-    works: list[str]  # the first is duplicated
-    corpus: dict[str, bytes]  # the with-model's training set
-    stand_ins: dict[str, bytes]  # work -> held-out text of its length
-    stand_in_labels: dict[str, str]  # work -> "document[start:end]"
-    controls: dict[str, bytes]  # held-out texts no model sees
-
-
-def memorization_design(train_docs: dict, heldout_docs: dict, n_works: int, work_bytes, duplicate_copies: int,
-                        train_bytes: int, n_controls: int, seed: int = 0) -> Design:
-    """The works measured (the first duplicated), the with-model training set, a held-out stand-in for
-    each work, and controls from held-out documents that host no stand-in."""
-    works = mb.choose_works(train_docs, n_works, work_bytes[0], work_bytes[1], seed=seed)
-    corpus = mb.memorization_corpus(train_docs, works, works[0], duplicate_copies, max_bytes=train_bytes, seed=seed)
-    cuts = mb.substitutes({w: train_docs[w] for w in works}, heldout_docs)
-    hosts = {label.rsplit("[", 1)[0] for label, _ in cuts.values()}
-    free = sorted((k for k in heldout_docs if k not in hosts and heldout_docs[k]), key=lambda k: (-len(heldout_docs[k]), k))
-    if len(free) < n_controls:
-        raise ValueError(f"only {len(free)} held-out documents are left for controls after the stand-ins; "
-                         f"n_controls={n_controls} needs more (lower n_controls or n_works)")
-    controls = {k: heldout_docs[k][:work_bytes[1]] for k in free[:n_controls]}
-    return Design(works, corpus, {w: b for w, (_, b) in cuts.items()}, {w: lbl for w, (lbl, _) in cuts.items()},
-                  controls)
 
 
 @dataclass
 class Memorized:
-    """The swap design's results: one row per model, one row per difference, the table per work and control."""
+    """The design, one row per (model, text) with its bits, the table per work, the null, the dose-response."""
 
-    design: Design
-    models: pd.DataFrame
-    diffs: pd.DataFrame
-    table: pd.DataFrame
-    copies: int  # copies of the duplicated work, design.works[0]
-
-
-def memorized(design: Design, train_docs: dict, train, seeds, copies: int) -> Memorized:
-    """Every with- and without-model of the design trained and scored (`memorized_bits.memorization_runs`)."""
-    works = {w: train_docs[w] for w in design.works}
-    models, diffs = mb.memorization_runs(design.corpus, works, design.stand_ins, train, design.controls, seeds)
-    counts = {w: sum(1 for k in design.corpus if k == w or k.startswith(f"{w}#copy")) for w in works}
-    sizes = {**{w: len(t) for w, t in works.items()}, **{c: len(t) for c, t in design.controls.items()}}
-    table = mb.memorization_table(diffs, sizes, counts)
-    table.insert(4, "stand_in", table["work"].map(design.stand_in_labels))
-    return Memorized(design, models, diffs, table, copies)
+    design: mb.Design
+    scores: pd.DataFrame
+    works: pd.DataFrame
+    null: pd.DataFrame
+    dose: pd.DataFrame
+    slope: dict
+    floor: float
 
 
-def sizes_equal(models: pd.DataFrame) -> bool:
-    """Did every without-model train on exactly the bytes and steps of its seed's with-model?"""
-    ref = models[models["swapped"].isna()].set_index("seed")
-    rest = models[models["swapped"].notna()]
-    return bool(len(rest) and all(ref.loc[r.seed, "train_bytes"] == r.train_bytes and
-                                  ref.loc[r.seed, "train_steps"] == r.train_steps for r in rest.itertuples()))
+def start(design: mb.Design, train):
+    """The design's models handed to the cluster in the background (they fill workers the code lengths
+    leave idle); `finish` collects and scores them."""
+    texts = {**design.works, **design.controls}
+    return parallel.submit_tasks(partial(mb.train_and_score, design, train, texts), list(range(design.n_models)),
+                                 desc="memorisation models", background=True)
+
+
+def finish(design: mb.Design, pending, seed: int = 0) -> Memorized:
+    scores = pd.DataFrame([row for rows in pending.result() for row in rows])
+    works, null = mb.work_table(design, scores), mb.null_table(design, scores)
+    floor = mb.null_quantile(null, 0.95)
+    works["above_null"] = works["memorized_bits_per_byte"] > floor
+    return Memorized(design, scores, works, null, mb.dose_response(works, floor, seed=seed),
+                     mb.dose_slope(works, seed=seed), floor)
+
+
+def sizes_equal(scores: pd.DataFrame) -> bool:
+    """Did every model train on exactly the same number of bytes for the same steps?"""
+    return bool(scores["train_bytes"].nunique() == 1 and scores["train_steps"].nunique() == 1)
+
+
+def metrics(memo: Memorized) -> dict:
+    """The memorisation numbers of metrics.json."""
+    d, w = memo.dose.set_index("copies"), memo.works
+    null = memo.null["difference_bits_per_byte"]
+    m = {"memorization_n_works": len(w), "memorization_n_models": memo.design.n_models,
+         "memorization_n_controls": len(memo.design.controls), "memorization_sizes_equal": sizes_equal(memo.scores),
+         "memorization_train_bytes": int(memo.scores["train_bytes"].iloc[0]),
+         "memorization_steps": int(memo.scores["train_steps"].iloc[0]),
+         "memorization_stand_ins_per_work": len(next(iter(memo.design.stand_ins.values()))),
+         "memorization_stand_in_documents_distinct": all(
+             len({lbl.rsplit("[", 1)[0] for lbl, _ in cuts}) == len(cuts) for cuts in memo.design.stand_ins.values()),
+         "memorization_null_q95_bits_per_byte": memo.floor,
+         "memorization_null_median_bits_per_byte": float(null.median()),
+         "memorization_null_n": int(len(null)),
+         "memorized_bits_per_byte_by_work": dict(zip(w["work"], w["memorized_bits_per_byte"].astype(float))),
+         "memorized_bits_by_work": dict(zip(w["work"], w["memorized_bits"].astype(float))),
+         "copies_by_work": dict(zip(w["work"], w["copies"].astype(int))),
+         "memorized_above_null_by_work": dict(zip(w["work"], w["above_null"].astype(bool)))}
+    for key in ("memorized_bits_per_byte", "share_above_null"):
+        m[f"{key}_by_copies"] = {int(c): float(r[key]) for c, r in d.iterrows()}
+        m[f"{key}_by_copies_ci"] = {int(c): [float(r[f"{key}_low"]), float(r[f"{key}_high"])] for c, r in d.iterrows()}
+    m["memorized_bits_by_copies"] = {int(c): float(r["memorized_bits"]) for c, r in d.iterrows()}
+    m["memorized_n_above_null_by_copies"] = {int(c): int(r["n_above_null"]) for c, r in d.iterrows()}
+    m["memorized_bits_per_byte_per_doubling"] = memo.slope["slope"]
+    m["memorized_bits_per_byte_per_doubling_ci"] = [memo.slope["low"], memo.slope["high"]]
+    return m
+
+
+def verdicts(m: dict) -> list[str]:
+    """The memorisation sentences, from the metrics alone."""
+    q = m["memorization_null_q95_bits_per_byte"]
+    out = [f"- Memorised bits ({m['memorization_n_works']} works, {m['memorization_n_models']} models of "
+           f"{m['memorization_train_bytes']:,} bytes and {m['memorization_steps']} steps each, equal sizes: "
+           f"{m['memorization_sizes_equal']}; each work out of half the models, swapped for stand-ins from "
+           f"{m['memorization_stand_ins_per_work']} different unseen documents: "
+           f"{m['memorization_stand_in_documents_distinct']}). Null from {m['memorization_n_controls']} controls under "
+           f"every work's pattern ({m['memorization_null_n']} differences): median "
+           f"{m['memorization_null_median_bits_per_byte']:+.3f} bits/byte, 95th percentile {q:+.3f}."]
+    for c, v in sorted(m["memorized_bits_per_byte_by_copies"].items()):
+        lo, hi = m["memorized_bits_per_byte_by_copies_ci"][c]
+        s, (slo, shi) = m["share_above_null_by_copies"][c], m["share_above_null_by_copies_ci"][c]
+        where = ("above the null's 95th percentile" if lo > q else "below the null's 95th percentile" if hi < q
+                 else "not separated from the null's 95th percentile")
+        out.append(f"  x{c}: {v:+.3f} bits/byte [{lo:+.3f}, {hi:+.3f}] ({m['memorized_bits_by_copies'][c]:+,.0f} bits a "
+                   f"work), {where}; {s:.0%} of its works memorised [{slo:.0%}, {shi:.0%}]")
+    slope, (lo, hi) = m["memorized_bits_per_byte_per_doubling"], m["memorized_bits_per_byte_per_doubling_ci"]
+    out.append(f"  Dose-response: {slope:+.3f} bits/byte per doubling of the copies [{lo:+.3f}, {hi:+.3f}]: "
+               + ("memorisation rises with the copies beyond the spread of works." if lo > 0 else
+                  "no rise with the copies is shown at this scale (the interval reaches zero)."))
+    once = m["memorized_bits_per_byte_by_copies_ci"].get(1)
+    if once is not None:
+        out.append("  Works seen once are memorised beyond the noise floor." if once[0] > q else
+                   "  Works seen once are NOT shown to be memorised beyond the noise floor.")
+    return out

@@ -27,17 +27,17 @@ def start_prequential_stream(cl: CodeLengths, data: bytes, train, seed: int):
     code = coding.Coded([first, *cl.stream], [y - x for x, y in zip(b, b[1:])], ideal)
     summary = {"prequential_stream_seed": int(seed), "prequential_coded_bits": int(code.coded_bits),
                "prequential_ideal_bits_stream_seed": ideal, "prequential_coded_overhead_pct": code.overhead_pct}
-    return summary, parallel.submit_tasks(partial(_decodes_exactly, code, train, bytes(data)), [seed],
+    return summary, parallel.submit_tasks(partial(_decodes_exactly, code, train, bytes(data), cl.warm), [seed],
                                           desc="decode the prequential stream, retraining every block model")
 
 
-def _decodes_exactly(code, train, data: bytes, seed: int) -> bool:
+def _decodes_exactly(code, train, data: bytes, warm: bool, seed: int) -> bool:
     """The decoder (a task): rebuild every block model from the decoded bytes; True if data comes back."""
     from copystudy.compression import online_coding
     from copystudy.models.training import progress
 
     try:
-        decoded = online_coding.decode(code, online_coding.PrequentialLearner(train, seed),
+        decoded = online_coding.decode(code, online_coding.PrequentialLearner(train, seed, warm),
                                        progress=lambda items: progress(items, desc=f"prequential decoder, seed {seed}"))
     except online_coding.DecodeError:
         return False

@@ -3,15 +3,15 @@ metrics alone)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from copystudy.common import intervals
 from copystudy.compression import code_lengths as codes
-from copystudy.experiments.description_length.memorized import Memorized, sizes_equal
+from copystudy.experiments.description_length import capacity, memorized
 from copystudy.experiments.description_length.steps import CodeLengths, block_rates
-
-CAPACITY_BITS_PER_PARAM_MORRIS = 3.6  # Morris et al. 2025, GPT-style models trained to saturation
 
 
 # ---- metrics.json -----------------------------------------------------------------------------------
@@ -24,13 +24,12 @@ def _put(m: dict, key: str, values) -> None:
     m[key], m[f"{key}_ci"] = _ci(values)
 
 
-def per_seed(cl: CodeLengths, diffs: pd.DataFrame) -> pd.DataFrame:
+def per_seed(cl: CodeLengths) -> pd.DataFrame:
     """The headline numbers of each seed, one row per seed, from which metrics.json takes means and
-    intervals."""
+    intervals; two_part_bits|<model>|<precision> for every two-part option."""
     rows = []
     for seed, g in cl.runs.groupby("seed"):
         final = g.iloc[-1]
-        two = cl.finals[seed]["two_part"].set_index("bits_per_param")
         rates = list(g["next_block_bits_per_byte"].dropna())
         row = {"seed": seed, "prequential_bits": float(final["prequential_bits"]),
                "prequential_bits_per_byte": float(final["prequential_bits_per_byte"]),
@@ -38,21 +37,36 @@ def per_seed(cl: CodeLengths, diffs: pd.DataFrame) -> pd.DataFrame:
                "prequential_model_bits": float(final["prequential_bits"] - final["data_bits"]),
                **{f"block_{k}": v for k, v in codes.block_trend(rates).items()},
                **{f"heldout_{k}": v for k, v in codes.block_trend(g["heldout_bits_per_byte"]).items()}}
-        row.update({f"two_part_bits_{b}": float(two.loc[b, "total_bits"]) for b in two.index})
-        row.update({f"two_part_data_bits_{b}": float(two.loc[b, "data_bits"]) for b in two.index})
-        d = diffs[diffs["seed"] == seed]
-        works = d[d["kind"] == "training work"].groupby("text")["memorized_bits"].mean()
-        row["memorized_bits_works"] = float(works.sum())
+        two = cl.finals[seed]["two_part"]
+        if "model" not in two:
+            two = two.assign(model="early-stopped")
+        for r in two.itertuples():
+            row[f"two_part_bits|{r.model}|{r.bits_per_param}"] = float(r.total_bits)
+            row[f"two_part_data_bits|{r.model}|{r.bits_per_param}"] = float(r.data_bits)
+            row[f"two_part_model_bits|{r.model}|{r.bits_per_param}"] = float(r.model_bits)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def summarize(cl: CodeLengths, gap: dict, memo: Memorized, stream: dict, n_params: int, heldout_bytes: int) -> dict:
+@dataclass
+class Sections:
+    """What the notebook's sections give summarize: the code lengths, the generalisation gap, the coded
+    stream's record, the classical compressors' bits per byte on the training text, the memorisation
+    design's results and the capacity cells (None when a section did not run)."""
+
+    code_lengths: CodeLengths
+    gap: dict
+    stream: dict
+    classical: dict
+    memo: memorized.Memorized | None = None
+    capacity: pd.DataFrame | None = None
+
+
+def summarize(sec: Sections, n_params: int, heldout_bytes: int) -> dict:
     """All of metrics.json: every number that depends on training noise is a mean over seeds with
-    `<key>_ci`, its 95% interval; `stream` is `stream.finish_prequential_stream`'s record."""
-    memo_models, diffs, memo_table = memo.models, memo.diffs, memo.table
-    duplicated, duplicate_copies = memo.design.works[0], memo.copies
-    seeds = per_seed(cl, diffs)
+    `<key>_ci`, its 95% interval."""
+    cl, gap = sec.code_lengths, sec.gap
+    seeds = per_seed(cl)
     n = int(cl.boundaries[-1])
     m = {"n_seeds": len(seeds), "seeds": [int(s) for s in seeds["seed"]], "n_params": n_params, "train_bytes": n,
          "heldout_bytes": heldout_bytes, "block_boundaries": cl.boundaries,
@@ -75,21 +89,30 @@ def summarize(cl: CodeLengths, gap: dict, memo: Memorized, stream: dict, n_param
     m["block_bits_per_byte_ci"] = [[8.0, 8.0]] + [_ci(rates.loc[s])[1] for s in rates.index]
     m["block_increases_by_seed"] = [int(v) for v in seeds["block_increases"]]
     m["block_increases_of_mean"] = codes.block_trend(mean_rates)["increases"]
-    m["prefix_models_stopped_early"] = float(cl.runs["stopped_early"].astype(float).mean())
+    stopped = cl.runs["stopped_early"].astype(bool)
+    share, lo, hi = intervals.wilson(int(stopped.sum()), len(stopped))
+    m["prefix_models_stopped_early"], m["prefix_models_stopped_early_ci"] = share, [lo, hi]
+    m["prefix_models_stopped_early_by_prefix"] = cl.runs.groupby("train_bytes")["stopped_early"].mean().astype(float).tolist()
+    m["prefix_warm_start"] = bool(cl.warm)
     m["prefix_train_steps"] = cl.runs.groupby("train_bytes")["train_steps"].mean().astype(float).tolist()
     m["prefix_step_ceiling"] = cl.runs.groupby("train_bytes")["step_ceiling"].first().astype(int).tolist()
-    # the two-part code of the whole text: every precision, and the one with the shortest mean total
-    precisions = [int(c.rsplit("_", 1)[1]) for c in seeds if c.startswith("two_part_bits_")]
-    m["two_part_bits_by_precision"] = {b: float(seeds[f"two_part_bits_{b}"].mean()) for b in precisions}
-    m["two_part_bits_by_precision_ci"] = {b: _ci(seeds[f"two_part_bits_{b}"])[1] for b in precisions}
-    m["two_part_data_bits_by_precision"] = {b: float(seeds[f"two_part_data_bits_{b}"].mean()) for b in precisions}
-    best = min(precisions, key=lambda b: m["two_part_bits_by_precision"][b])
-    m["two_part_best_bits_per_param"] = best
-    _put(m, "two_part_bits", seeds[f"two_part_bits_{best}"])
-    _put(m, "two_part_bits_per_byte", seeds[f"two_part_bits_{best}"] / n)
-    _put(m, "two_part_data_bits", seeds[f"two_part_data_bits_{best}"])
-    m["two_part_model_bits"] = float(cl.finals[seeds["seed"].iloc[0]]["two_part"].set_index("bits_per_param")
-                                     .loc[best, "model_bits"])
+    # the two-part code of the whole text: every model and precision; the shortest mean total is the code
+    options = [c.split("|", 1)[1] for c in seeds if c.startswith("two_part_bits|")]
+    best_opt = min(options, key=lambda o: seeds[f"two_part_bits|{o}"].mean())
+    best_model, best = best_opt.split("|")[0], int(best_opt.split("|")[1])
+    m["two_part_bits_by_model_and_precision"] = {}
+    for o in options:
+        name, b = o.split("|")
+        m["two_part_bits_by_model_and_precision"].setdefault(name, {})[int(b)] = float(seeds[f"two_part_bits|{o}"].mean())
+    m["two_part_bits_by_precision"] = m["two_part_bits_by_model_and_precision"][best_model]
+    m["two_part_bits_by_precision_ci"] = {int(o.split("|")[1]): _ci(seeds[f"two_part_bits|{o}"])[1]
+                                          for o in options if o.startswith(best_model + "|")}
+    m["two_part_best_model"], m["two_part_best_bits_per_param"] = best_model, best
+    _put(m, "two_part_bits", seeds[f"two_part_bits|{best_opt}"])
+    _put(m, "two_part_bits_per_byte", seeds[f"two_part_bits|{best_opt}"] / n)
+    _put(m, "two_part_data_bits", seeds[f"two_part_data_bits|{best_opt}"])
+    m["two_part_model_bits"] = float(seeds[f"two_part_model_bits|{best_opt}"].iloc[0])
+    m.update(ordering(m, sec.classical))
     # generalisation gap: bootstrap over documents and seeds
     m["generalization_gap_bits_per_byte"] = gap["gap_bits_per_byte"]
     m["generalization_gap_bits_per_byte_ci"] = [gap["low"], gap["high"]]
@@ -98,53 +121,43 @@ def summarize(cl: CodeLengths, gap: dict, memo: Memorized, stream: dict, n_param
     m["generalization_gap_fit_bytes"] = fit
     m["generalization_gap_extrapolated_bits_per_param"] = gap["gap_bits_per_byte"] * fit / n_params
     m["generalization_gap_extrapolated_bits_per_param_ci"] = [gap["low"] * fit / n_params, gap["high"] * fit / n_params]
-    # memorised bits: swap design
-    works = memo_table[memo_table["kind"] == "training work"].set_index("work")
-    controls = memo_table[memo_table["kind"] == "held-out control"].set_index("work")
-    m["memorization_sizes_equal"] = sizes_equal(memo_models)
-    m["memorization_train_bytes"] = int(memo_models["train_bytes"].iloc[0])
-    m["memorization_steps"] = int(memo_models["train_steps"].iloc[0])
-    for name, rows in (("by_work", works), ("control_by_work", controls)):
-        m[f"memorized_bits_{name}"] = rows["memorized_bits"].to_dict()
-        m[f"memorized_bits_{name}_ci"] = {k: [r.memorized_bits_low, r.memorized_bits_high] for k, r in rows.iterrows()}
-    m["memorized_bits_per_byte_by_work"] = works["memorized_bits_per_byte"].to_dict()
-    m["memorized_bits_per_byte_by_work_ci"] = {k: [r.memorized_bits_per_byte_low, r.memorized_bits_per_byte_high]
-                                              for k, r in works.iterrows()}
-    ctrl = diffs[diffs["kind"] == "held-out control"]
-    per_byte = ctrl["memorized_bits"] / ctrl["text"].map(controls["bytes"])
-    m["memorization_noise_bits_per_byte"] = float(per_byte.std()) if len(per_byte) > 1 else float("nan")
-    m["memorized_bits_control_per_byte"] = float(per_byte.mean()) if len(per_byte) else float("nan")
-    m["duplicated_work"], m["duplicate_copies"] = duplicated, duplicate_copies
-    m["memorized_bits_duplicated_work"] = float(works.loc[duplicated, "memorized_bits"])
-    m["memorized_bits_duplicated_work_ci"] = m["memorized_bits_by_work_ci"][duplicated]
-    m["memorized_bits_per_byte_duplicated_work"] = float(works.loc[duplicated, "memorized_bits_per_byte"])
-    m["memorized_bits_per_byte_duplicated_work_ci"] = m["memorized_bits_per_byte_by_work_ci"][duplicated]
-    once = diffs[(diffs["kind"] == "training work") & (diffs["text"] != duplicated)]
-    if len(once):
-        once_rate = (once["memorized_bits"] / once["text"].map(works["bytes"])).groupby(once["seed"]).mean()
-        _put(m, "memorized_bits_per_byte_single_copy_mean", once_rate)
-    else:
-        m["memorized_bits_per_byte_single_copy_mean"], m["memorized_bits_per_byte_single_copy_mean_ci"] = (
-            float("nan"), [float("nan")] * 2)
-    _put(m, "memorized_bits_per_param_works", seeds["memorized_bits_works"] / n_params)
-    m["capacity_bits_per_param_morris"] = CAPACITY_BITS_PER_PARAM_MORRIS
-    m.update(stream)
+    if sec.memo is not None:
+        m.update(memorized.metrics(sec.memo))
+    if sec.capacity is not None:
+        m.update(capacity.metrics(sec.capacity, n_params, n))
+    m.update(sec.stream)
     return m
 
 
+def ordering(m: dict, classical: dict) -> dict:
+    """Which code is shortest once training is not the limit: the uniform, two-part and prequential
+    codes and the classical compressors on the same text, sorted by bits per byte, and whether each
+    neighbour pair's intervals separate (classical and uniform lengths are exact)."""
+    codes_bpb = {"prequential": (m["prequential_bits_per_byte"], m["prequential_bits_per_byte_ci"]),
+                 "two-part": (m["two_part_bits_per_byte"], m["two_part_bits_per_byte_ci"]),
+                 "uniform": (8.0, [8.0, 8.0]), **{k: (v, [v, v]) for k, v in classical.items()}}
+    order = sorted(codes_bpb, key=lambda k: codes_bpb[k][0])
+    return {"classical_bits_per_byte": dict(classical), "code_ordering": order,
+            "code_ordering_bits_per_byte": {k: codes_bpb[k][0] for k in order},
+            "code_ordering_separated": [bool(codes_bpb[a][1][1] < codes_bpb[b][1][0]) for a, b in zip(order, order[1:])]}
+
+
+
 def bits_per_parameter(m: dict) -> pd.DataFrame:
-    """Every estimate of what the weights hold, in bits and bits per parameter, with 95% intervals."""
+    """Every estimate of what the weights hold, in bits and bits per parameter, with 95% intervals, beside
+    the capacity measured on random data (what they could hold at most)."""
     n = m["n_params"]
-    rows = [("memorised bits, duplicated work", "memorized_bits_duplicated_work", 1.0),
-            ("memorised bits, all measured works", "memorized_bits_per_param_works", n),
-            ("generalisation gap x fitted bytes", "generalization_gap_extrapolated_bits_per_param", n),
-            ("prequential − L(data | final weights)", "prequential_model_bits", 1.0),
-            (f"weights in the shortest two-part code ({m['two_part_best_bits_per_param']}-bit)", "two_part_model_bits", 1.0)]
-    out = []
-    for label, key, scale in rows:
-        low, high = m.get(f"{key}_ci", [m[key], m[key]])
-        out.append({"quantity": label, "bits": m[key] * scale, "low": low * scale, "high": high * scale,
-                    "bits_per_parameter": m[key] * scale / n})
+    rows = [("generalisation gap x fitted bytes", m["generalization_gap_extrapolated_bits_per_param"] * n,
+             [v * n for v in m["generalization_gap_extrapolated_bits_per_param_ci"]]),
+            ("prequential − L(data | final weights)", m["prequential_model_bits"], m["prequential_model_bits_ci"]),
+            (f"weights in the shortest two-part code ({m['two_part_best_bits_per_param']}-bit)", m["two_part_model_bits"],
+             [m["two_part_model_bits"]] * 2)]
+    if "memorized_bits_by_copies" in m:
+        c = max(m["memorized_bits_by_copies"])
+        rows.append((f"memorised bits, a work at x{c}", m["memorized_bits_by_copies"][c], [np.nan, np.nan]))
+    if "capacity_bound_bits" in m:
+        rows.append(("capacity measured here on random data x parameters", m["capacity_bound_bits"], m["capacity_bound_bits_ci"]))
+    out = [{"quantity": q, "bits": v, "low": ci[0], "high": ci[1], "bits_per_parameter": v / n} for q, v, ci in rows]
     cap = m["capacity_bits_per_param_morris"]
     out.append({"quantity": "capacity, Morris et al. 2025", "bits": cap * n, "low": np.nan, "high": np.nan,
                 "bits_per_parameter": cap})
@@ -170,20 +183,6 @@ def _ci_text(ci, fmt: str = ",.0f") -> str:
     return f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]"
 
 
-def _duplicated_verdict(dci, control_ci: dict, control_bits: dict) -> str:
-    """Is the duplicated work's memorised-bits interval above zero, and above every control's?"""
-    zero = "lies above zero" if dci[0] > 0 else "is NOT separated from zero"
-    above = [k for k, c in control_ci.items() if dci[0] > c[1]]
-    if len(above) == len(control_ci):
-        return (f"  The duplicated work's interval {zero} and above every control's: duplication makes the weights hold "
-                "the work, as Carlini et al. (2022) and Morris et al. report.")
-    worst = max(control_bits, key=lambda k: abs(control_bits[k]))
-    lo, hi = control_ci[worst]
-    return (f"  The duplicated work's interval {zero}, and above {len(above)} of the {len(control_ci)} controls' "
-            f"intervals; the control that moves most, {worst!r} ({control_bits[worst]:+,.0f} bits [{lo:+,.0f}, "
-            f"{hi:+,.0f}]), overlaps it: swapping a work for its stand-in changes the model on text like the stand-in.")
-
-
 def verdicts(m: dict) -> list[str]:
     """What the numbers of this run say, one sentence each, with 95% intervals over seeds."""
     u = m["uniform_bits"]
@@ -193,7 +192,7 @@ def verdicts(m: dict) -> list[str]:
            "over seeds in brackets.",
            f"- prequential code: {m['prequential_bits']:,.0f} bits {_ci_text(preq)} ({m['prequential_bits_per_byte']:.3f} "
            f"bits/byte); shortest two-part code: {m['two_part_bits']:,.0f} bits {_ci_text(two)} with "
-           f"{best}-bit weights ({m['two_part_bits_per_byte']:.3f} bits/byte, of which {m['two_part_model_bits']:,.0f} "
+           f"{best}-bit weights of the {m['two_part_best_model']} model ({m['two_part_bits_per_byte']:.3f} bits/byte, of which {m['two_part_model_bits']:,.0f} "
            "bits of weights).",
            "  " + _capital(intervals.compare("the prequential code", preq, "the two-part code", two)) + "; "
            + intervals.compare("the prequential code", preq, "the uniform code", [u, u]) + "."
@@ -213,9 +212,11 @@ def verdicts(m: dict) -> list[str]:
            "  The rate falls at every block of the mean curve: each prefix model, stopped early on its own "
            "validation bytes, predicts better the more it has seen." if m["block_increases_of_mean"] == 0 else
            "  The mean rate does NOT fall at every block: some later blocks are dearer than earlier ones.",
-           f"  {m['prefix_models_stopped_early']:.0%} of the prefix models stopped early on their validation score; "
-           f"the others ran to their step ceiling ({m['prefix_step_ceiling']} steps by prefix) and may still have "
-           "been improving.",
+           f"  {m['prefix_models_stopped_early']:.0%} [{m['prefix_models_stopped_early_ci'][0]:.0%}, "
+           f"{m['prefix_models_stopped_early_ci'][1]:.0%}] of the prefix models stopped early on their validation score"
+           + (", each warm-started from the model of the block before (the decoder replays the same chain)"
+              if m.get("prefix_warm_start") else "") + f"; the others ran to their step ceiling "
+           f"({m['prefix_step_ceiling']} steps by prefix) and may still have been improving.",
            "- The same models on one fixed held-out text (bits/byte by prefix): "
            + ", ".join(f"{r:.2f}" for r in m["heldout_bits_per_byte_by_prefix"])
            + f"; rank correlation with the prefix {m['heldout_spearman']:+.2f} "
@@ -240,28 +241,18 @@ def verdicts(m: dict) -> list[str]:
                "happened to be held out and from training noise." if gci[1] >= 0 else
                "  The held-out documents are reliably cheaper than the fitted ones: they are easier text, which hides "
                "any saving on seen text.")
-    dup, dci = m["memorized_bits_duplicated_work"], m["memorized_bits_duplicated_work_ci"]
-    single, sci = m["memorized_bits_per_byte_single_copy_mean"], m["memorized_bits_per_byte_single_copy_mean_ci"]
-    noise = m["memorization_noise_bits_per_byte"]
-    ctrl = list(m["memorized_bits_control_by_work_ci"].values())
-    ctrl_span = [min(c[0] for c in ctrl), max(c[1] for c in ctrl)] if ctrl else [0.0, 0.0]
-    out += [f"- Memorised bits (swap design: with- and without-models on {m['memorization_train_bytes']:,} bytes for "
-            f"{m['memorization_steps']} steps each; equal sizes checked: {m['memorization_sizes_equal']}): the work "
-            f"duplicated x{m['duplicate_copies']} ({m['duplicated_work']!r}) holds {dup:,.0f} bits {_ci_text(dci)} "
-            f"({m['memorized_bits_per_byte_duplicated_work']:.3f} bits/byte); works seen once average {single:.3f} "
-            f"bits/byte {_ci_text(sci, '.3f')}; the controls' single differences scatter by {noise:.3f} bits/byte, "
-            f"their intervals span {_ci_text(ctrl_span)} bits.",
-            _duplicated_verdict(dci, m["memorized_bits_control_by_work_ci"], m["memorized_bits_control_by_work"]),
-            "  Works seen once are memorised too: their mean interval lies above zero." if sci[0] > 0 else
-            "  Works seen once are NOT measurably memorised at this scale (their interval reaches zero).",
-            f"- Per parameter: {m['memorized_bits_per_param_works']:.4f} bits/parameter for the measured works "
-            f"{_ci_text(m['memorized_bits_per_param_works_ci'], '.4f')}, "
-            f"{m['generalization_gap_extrapolated_bits_per_param']:.3f} from the gap extrapolated to all "
-            f"{m['generalization_gap_fit_bytes']:,.0f} fitted bytes, versus the ~{m['capacity_bits_per_param_morris']} "
-            "bits/parameter capacity of Morris et al.: "
-            + ("far below capacity" if m["generalization_gap_extrapolated_bits_per_param_ci"][1] < 1
-               else "not clearly far below capacity")
-            + " (a small model on structured text; capacity is measured by training to saturation on random data)."]
+    order = m["code_ordering"]
+    sep = m["code_ordering_separated"]
+    out.append("- Ordering on the training text (bits/byte): " + "".join(
+        f"{k} {m['code_ordering_bits_per_byte'][k]:.3f}" + ("" if i == len(order) - 1 else (" < " if sep[i] else " ≈ "))
+        for i, k in enumerate(order)) + " (< : intervals separate; ≈ : they do not).")
+    out += memorized.verdicts(m) if "memorized_bits_by_copies" in m else []
+    out += capacity.verdicts(m) if "capacity_bits_per_param" in m else []
+    out.append(f"- Per parameter: {m['generalization_gap_extrapolated_bits_per_param']:.3f} bits/parameter from the "
+               f"gap extrapolated to all {m['generalization_gap_fit_bytes']:,.0f} fitted bytes "
+               f"{_ci_text(m['generalization_gap_extrapolated_bits_per_param_ci'], '.3f')}"
+               + (f", against a capacity of {m['capacity_bits_per_param']:.2f} measured here on random data"
+                  if "capacity_bits_per_param" in m else "") + ".")
     if "prequential_coded_bits" in m:
         out.append(stream_verdict(m))
     return out

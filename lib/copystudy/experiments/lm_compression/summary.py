@@ -7,6 +7,8 @@ import pandas as pd
 
 from copystudy.common import intervals
 from copystudy.compression import baselines, rates
+from copystudy.experiments.lm_compression import race
+from copystudy.experiments.lm_compression.sweep import summarize_sweep, sweep_verdicts
 from copystudy.experiments.lm_compression.steps import ADAPTIVE, Coding, Texts, Trained
 
 
@@ -25,12 +27,18 @@ LM_KEYS = ("rate_chunked_lm", "rate_unchunked_lm", "train_rate_chunked_lm", "tra
 
 
 def summarize(trained: list[Trained], texts: Texts, coding: Coding, sweep: tuple[pd.DataFrame, pd.DataFrame] | None,
-              n_boot: int = 2000) -> dict:
-    """All of metrics.json: the coding comparison (`summarize_coding`) and, when there is one, the sweep
-    (`summarize_sweep`, from `sweep.finish_sweep`'s (table, best))."""
+              choice: pd.DataFrame | None = None, n_boot: int = 2000) -> dict:
+    """All of metrics.json: the coding comparison (`summarize_coding`), the adaptive learning rate chosen
+    on the validation text (`choice`, from `steps.choose_adaptive_lr`) and, when there is one, the
+    sweep (`sweep.summarize_sweep`, from `sweep.finish_sweep`'s (table, best)) with the main model's
+    held-out rate beside the sweep models'."""
     out = summarize_coding(trained, texts, coding, n_boot)
+    out["validation_bytes"] = len(texts.validation_text)
+    if choice is not None:
+        out.update(race.choice_metrics(choice))
     if sweep is not None:
         out.update(summarize_sweep(*sweep))
+        out.update(race.sweep_beside_main(sweep[0], out))
     return out
 
 
@@ -74,8 +82,9 @@ def summarize_coding(trained: list[Trained], texts: Texts, coding: Coding, n_boo
         if adaptive is not None:
             m["rate_unchunked_lm_adaptive"] = adaptive
             m["lm_adaptive_vs_best_classical_unchunked_ratio"] = adaptive / rate(best_unchunked, chunking=unchunked)
+        m.update(race.seed_metrics(rate, t, chunked, unchunked))
         per_seed.append(m)
-    keys = [k for k in LM_KEYS if k in per_seed[0]]
+    keys = list(per_seed[0])
     out = {"chunk_size": chunk_size, "roundtrip_exact": bool(details["roundtrip_exact"].all()) if verify else None,
            "model": lm.name, "pretrained": bool(getattr(lm, "name_or_path", None)), "tokenizer": lm.tokenizer is not None,
            "n_params": lm.n_params, "model_bytes_float16": rates.model_bytes(lm.n_params),
@@ -100,19 +109,21 @@ def summarize_coding(trained: list[Trained], texts: Texts, coding: Coding, n_boo
             out["rate_unchunked_lm_adaptive_ci"][1] < rate(best_unchunked, chunking=unchunked))
     names = ["lm", *classical]
     out["best_compressor_chunked"] = min(names, key=lambda n: out[f"rate_chunked_{n}"])
+    out.update(race.exact_metrics(rate, chunked, unchunked, trained))
     out.update(document_gap(trained, n_boot=n_boot))
-    return out
+    return race.clip_rates(out)
 
 
 def document_gap(trained: list[Trained], n_boot: int = 2000, seed: int = 0) -> dict:
-    """Held-out minus training code length in bits per byte, per document: the LM's extra advantage on
-    the documents it was trained on (`description_length.bootstrap_gap`: byte-weighted rates, an
-    interval that resamples the documents of each split and the seeds)."""
-    from copystudy.compression.generalization import bootstrap_gap
+    """The study's generalisation gap (`generalization.generalization_gap`): held-out minus fitted
+    documents, bits per byte, each document coded alone, with an interval over documents and seeds;
+    the same documents as description_length's."""
+    from copystudy.compression.generalization import generalization_gap
 
-    gap = bootstrap_gap(pd.concat([t.doc_bits for t in trained], ignore_index=True), n_boot=n_boot, seed=seed)
-    return {"lm_heldout_minus_train_bits_per_byte": gap["gap_bits_per_byte"],
-            "lm_heldout_minus_train_bits_per_byte_ci": [gap["low"], gap["high"]], "gap_documents": gap["n_documents"]}
+    gap = generalization_gap(pd.concat([t.doc_bits for t in trained], ignore_index=True), n_boot=n_boot, seed=seed)
+    return {"generalization_gap_bits_per_byte": gap["gap_bits_per_byte"],
+            "generalization_gap_bits_per_byte_ci": [gap["low"], gap["high"]],
+            "generalization_gap_documents": gap["n_documents"]}
 
 
 def _pct(m, key):
@@ -154,65 +165,18 @@ def coding_verdicts(m: dict) -> list[str]:
                    + (f"beats every classical compressor, {100 * (1 - r):.1f} % below {best_u}"
                       if m["lm_adaptive_beats_every_classical_unchunked"] else
                       f"does NOT beat every classical compressor: {100 * (r - 1):+.1f} % against {best_u}"))
-    lo, hi = m["lm_heldout_minus_train_bits_per_byte_ci"]
-    gap = m["lm_heldout_minus_train_bits_per_byte"]
+    lo, hi = m["generalization_gap_bits_per_byte_ci"]
+    gap = m["generalization_gap_bits_per_byte"]
     out += [f"coded size vs ideal sum of -log2 p: +{m['coded_bits_overhead_pct']:.3f} % ({chunked}), "
             f"+{m['coded_bits_overhead_pct_unchunked']:.4f} % (unchunked)",
             f"adjusted rate (weights counted): {100 * m['adjusted_rate_chunked_lm']:.0f} % on the held-out text",
-            f"held-out minus training documents, code length per byte: {gap:+.3f} bits/byte, 95% interval "
-            f"[{lo:+.3f}, {hi:+.3f}] (bootstrap over seeds and {m['gap_documents']['train']} training / "
-            f"{m['gap_documents']['heldout']} held-out documents)",
+            f"generalisation gap (held-out minus fitted documents, each coded alone): {gap:+.3f} bits/byte, 95% "
+            f"interval [{lo:+.3f}, {hi:+.3f}] (bootstrap over seeds and {m['generalization_gap_documents']['train']} "
+            f"fitted / {m['generalization_gap_documents']['heldout']} held-out documents, the same documents as "
+            "description_length's)",
             ("the LM codes the documents it was trained on better than the held-out ones, beyond the spread of "
              "seeds and documents" if lo > 0 else "the interval includes 0: no advantage on the training documents "
-             "beyond the spread of seeds and documents") + "; they are different documents, so part of any gap is "
-            "their own difficulty (description_length's swap design separates the two)"]
-    return out
-
-
-def summarize_sweep(table: pd.DataFrame, best: pd.DataFrame) -> dict:
-    """The sweep's claims, tested against the seed spread: a U at a data size needs an interior minimum
-    whose interval lies below both ends'; the best size grows with the data when the sizes tied with
-    the best at the largest D are all larger than those tied with it at the smallest D."""
-    means = rates.sweep_means(table)
-    u_point = {int(d): rates.is_u_shaped(g.sort_values("n_params")["adjusted_rate"].tolist())
-               for d, g in means.groupby("data_bytes")}
-    u_sep = {int(d): rates.u_shape_separated(g.sort_values("n_params").reset_index(drop=True))
-             for d, g in means.groupby("data_bytes")}
-    best_params = {int(r.data_bytes): int(r.n_params) for r in best.itertuples()}
-    sizes = [best_params[d] for d in sorted(best_params)]
-    grows = all(b >= a for a, b in zip(sizes, sizes[1:])) and sizes[-1] > sizes[0]
-    first, last = best.sort_values("data_bytes").iloc[0], best.sort_values("data_bytes").iloc[-1]
-    return {"sweep_adjusted_rate": {f"{int(r.data_bytes)}/{r.model}": r.adjusted_rate for r in means.itertuples()},
-            "sweep_adjusted_rate_ci": {f"{int(r.data_bytes)}/{r.model}": [r.adjusted_low, r.adjusted_high]
-                                       for r in means.itertuples()},
-            "sweep_n_seeds": int(means["n_seeds"].min()), "sweep_smallest_model_params": int(means["n_params"].min()),
-            "sweep_best_model_params_by_data_bytes": best_params,
-            "sweep_tied_models_by_data_bytes": {int(r.data_bytes): r.tied_models.split(",") for r in best.itertuples()},
-            "sweep_u_shape_by_data_bytes": u_point, "sweep_u_shape_separated_by_data_bytes": u_sep,
-            "sweep_best_grows_with_data": bool(grows),
-            "sweep_best_grows_beyond_seed_noise": bool(last.tied_min_params > first.tied_max_params)}
-
-
-def sweep_verdicts(m: dict) -> list[str]:
-    """Is there a U at each data size, and does the best size grow with the data (beyond seed noise)?"""
-    out, smallest = [], m["sweep_smallest_model_params"]
-    for d, params in sorted(m["sweep_best_model_params_by_data_bytes"].items()):
-        if m["sweep_u_shape_separated_by_data_bytes"][d]:
-            shape = "a U (an interior minimum, below both ends beyond seed noise)"
-        elif m["sweep_u_shape_by_data_bytes"][d]:
-            shape = "an interior minimum, but within seed noise of an end: no U established"
-        else:
-            shape = "no U: the smallest model is best" if params == smallest else "no U: the largest model is best"
-        rate = m["sweep_adjusted_rate"]
-        best = min((k for k in rate if k.startswith(f"{d}/")), key=rate.get)
-        lo, hi = m["sweep_adjusted_rate_ci"][best]
-        tied = m["sweep_tied_models_by_data_bytes"][d]
-        out.append(f"D = {d:>9,} bytes: best model {params:>8,} params, adjusted rate {rate[best]:.3f} [{lo:.3f}, "
-                   f"{hi:.3f}]; within its interval: {', '.join(tied)}; {shape}")
-    if m["sweep_best_grows_beyond_seed_noise"]:
-        out.append("the best model size grows with the data, beyond seed noise")
-    elif m["sweep_best_grows_with_data"]:
-        out.append("the best model size grows with the data on average, but not beyond seed noise")
-    else:
-        out.append("the best model size does NOT grow with the data at this scale")
-    return out
+             "beyond the spread of seeds and documents" if hi >= 0 else "the held-out documents are reliably "
+             "cheaper: they are easier text") + "; they are different documents, so part of any gap is their own "
+            "difficulty (description_length measures memorised bits per work with the data held equal)"]
+    return out + race.race_verdicts(m)
