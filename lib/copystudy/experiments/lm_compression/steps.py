@@ -57,7 +57,7 @@ def texts(text_files, heldout_fraction: float, eval_bytes: int | None, validatio
     fitted, validation = fitted_documents(train_docs, validation_fraction, seed)
     train_text = join_documents(fitted)
     heldout_text = join_documents(heldout_docs)[:eval_bytes]
-    ood = b"".join(stdlib_source(ood_bytes, skip_bytes=skip_source_bytes).values()) if ood_bytes else b""
+    ood = b"".join(stdlib_source(ood_bytes + 200_000, skip_bytes=skip_source_bytes).values())[:ood_bytes]
     out = Texts(fitted, train_text, heldout_text, train_text[:len(heldout_text)], heldout_docs, validation, ood)
     return out, out.describe(len(docs))
 
