@@ -199,8 +199,8 @@ def test_lm_compression_summary_and_verdicts():
     assert m["best_compressor_chunked"] == "lm" and m["rate_unchunked_lm_adaptive"] == pytest.approx(0.15)
     assert m["adaptive_roundtrip_exact"] and m["lm_adaptive_beats_every_classical_unchunked"]
     assert m["model_bits_per_byte_heldout"] == 2.0 and m["model_bytes_float16"] == 2000
-    assert m["lm_heldout_minus_train_bits_per_byte"] == pytest.approx(0.5 * 8 / 8)
-    assert m["lm_heldout_minus_train_bits_per_byte_ci"][0] > 0
+    assert m["generalization_gap_bits_per_byte"] == pytest.approx(0.5 * 8 / 8)
+    assert m["generalization_gap_bits_per_byte_ci"][0] > 0
     said = " ".join(lm_summary.verdicts(m))
     assert "beats every classical compressor on the same chunks" in said and "beyond the spread" in said
     # a wide spread over seeds that reaches above PPMd's rate is not a win, even with a lower mean
@@ -248,7 +248,7 @@ class _RateModel:
         return np.full(len(data), self.rate)
 
 
-def _final(model, data_bits):
+def _final(model, data_bits, seed):
     two = pd.DataFrame({"bits_per_param": [32, 16, 8], "quantized": [False, True, True],
                         "weight_bits": [32000.0, 16000.0, 8000.0], "scale_bits": [0.0, 64.0, 64.0],
                         "data_bits": [data_bits, data_bits, data_bits + 100.0 * model.rate]})
@@ -260,59 +260,45 @@ def _final(model, data_bits):
     return {"two_part": two, "doc_bits": docs}
 
 
-def _description_inputs(dup_bits: float):
+def _description_inputs():
     from copystudy.compression import code_lengths as dl
-    from copystudy.compression.generalization import bootstrap_gap
-    from copystudy.memorization.memorized_bits import memorization_table
+    from copystudy.compression.generalization import generalization_gap
 
     data = bytes(4000)
     boundaries = dl.block_schedule(len(data), 1000)
     runs, finals, _ = dl.code_lengths_by_size(data, boundaries, _RateModel, seeds=(0, 1, 2), final=_final, heldout=bytes(50))
     cl = description_length.CodeLengths(boundaries, runs, finals)
-    gap = bootstrap_gap(description_length.document_table(cl), n_boot=200)
-    diffs = pd.DataFrame([{"seed": s, "text": t, "kind": k, "swap": w, "bits_with": 100.0, "bits_without": 100.0 + d + s}
-                          for s in (0, 1, 2) for w in ("dup", "once")
-                          for t, k, d in [(w, "training work", dup_bits if w == "dup" else 10.0),
-                                          ("ctrl", "held-out control", 0.0)]])
-    diffs["memorized_bits"] = diffs["bits_without"] - diffs["bits_with"]
-    models = pd.DataFrame({"seed": [0, 0, 0], "swapped": [None, "dup", "once"], "train_bytes": [500] * 3,
-                           "train_steps": [7] * 3})
-    table = memorization_table(diffs, {"dup": 100, "once": 100, "ctrl": 100}, {"dup": 8, "once": 1})
-    design = dl_memorized.Design(["dup", "once"], {}, {}, {}, {})
+    gap = generalization_gap(description_length.document_table(cl), n_boot=200)
     stream = {"prequential_stream_seed": 0, "prequential_coded_bits": 20100, "prequential_ideal_bits_stream_seed": 20000.0,
               "prequential_coded_overhead_pct": 0.5, "prequential_roundtrip_exact": True}
-    return cl, gap, dl_memorized.Memorized(design, models, diffs, table, 8), stream
+    return dl_summary.Sections(cl, gap, stream, {"gzip": 2.5, "ppmd": 2.2})
 
 
 def test_description_length_summary_bits_per_parameter_and_verdicts():
-    cl, gap, memo, stream = _description_inputs(500.0)
-    m = dl_summary.summarize(cl, gap, memo, stream, 1000, 300)
+    m = dl_summary.summarize(_description_inputs(), 1000, 300)
     assert m["n_seeds"] == 3 and m["block_boundaries"] == [0, 1000, 2000, 4000]
     # block 0 uniform, then the model of 1000 bytes (rate 5 + 0.01 seed) codes 1000 bytes, that of 2000 (4) 2000
     assert m["prequential_bits"] == pytest.approx(8000 + 5.01 * 1000 + 4.01 * 2000)
-    assert m["prequential_bits_ci"][0] < m["prequential_bits"] < m["prequential_bits_ci"][1]
     assert m["block_bits_per_byte"] == [8.0, pytest.approx(5.01), pytest.approx(4.01)]
     assert m["block_increases_by_seed"] == [0, 0, 0] and m["block_spearman"] == pytest.approx(-1.0)
     assert m["two_part_best_bits_per_param"] == 8 and m["two_part_bits_by_precision"][16] > m["two_part_bits"]
     assert m["two_part_bits"] == pytest.approx(8064.0 + 2.01 * 4000 + 100 * 2.01)
     assert m["prequential_model_bits"] == pytest.approx(m["prequential_bits"] - 2.01 * 4000)
     assert m["generalization_gap_bits_per_byte"] == pytest.approx(4.0 - 3.05)
-    assert m["memorized_bits_duplicated_work"] == pytest.approx(501.0) and m["memorization_sizes_equal"] is True
-    assert m["memorized_bits_control_by_work"]["ctrl"] == pytest.approx(1.0)
-    assert m["memorized_bits_per_byte_single_copy_mean"] == pytest.approx(0.11)
+    assert m["prefix_models_stopped_early"] == 1.0 and 0 < m["prefix_models_stopped_early_ci"][0] < 1
+    # the ordering: two-part (~4.1 bits/byte) < prequential (~5.3) < uniform, the classical ones below all
+    assert m["code_ordering"] == ["ppmd", "gzip", "two-part", "prequential", "uniform"]
+    assert m["code_ordering_separated"] == [True, True, True, True]
     per_param = dl_summary.bits_per_parameter(m).set_index("quantity")
-    assert per_param.loc["memorised bits, duplicated work", "bits_per_parameter"] == pytest.approx(0.501)
+    assert per_param.loc["prequential − L(data | final weights)", "bits_per_parameter"] == pytest.approx(
+        m["prequential_model_bits"] / 1000)
     said = " ".join(dl_summary.verdicts(m))
     assert "reproduced the training text exactly" in said and "20,100 bits coded" in said
     assert "The two-part code is lower than the prequential code, and their 95% intervals separate" in said
+    assert "ppmd 2.200 < gzip 2.500 < two-part" in said
     assert "On fixed text the learner improves with every doubling of its data." in said
-    assert "beats the uniform code" in said
+    assert "beats the uniform code" in said and "100% [" in said
     assert "falls at every block" in said and "reliably cheaper" in said
-    assert "duplication makes the weights hold the work" in said and "Works seen once are memorised too" in said
-    cl, gap, memo, stream = _description_inputs(1.0)  # the duplicated work no more than the controls
-    m = dl_summary.summarize(cl, gap, memo, stream, 1000, 300)
-    said = " ".join(dl_summary.verdicts(m))
-    assert "duplication makes the weights hold the work" not in said and "overlaps it" in said
 
 
 # ---- royalty shares ---------------------------------------------------------------------------------

@@ -53,14 +53,22 @@ def test_sweep_rows_and_validation():
         rates.sweep(TEXT, TEXT, models, [10 ** 7], steps=1, show_progress=False)
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_smoke_run_and_compress_cli(run_notebook, tmp_path, capsys):
     out, metrics = run_notebook("lm_compression")
     assert metrics["roundtrip_exact"] is True and metrics["adaptive_roundtrip_exact"] is True
     assert metrics["n_seeds"] == 2 and metrics["sweep_n_seeds"] == 2
-    for key in ("rate_chunked_lm", "rate_unchunked_lm", "rate_unchunked_lm_adaptive",
-                "lm_heldout_minus_train_bits_per_byte"):
+    for key in ("rate_chunked_lm", "rate_unchunked_lm", "rate_unchunked_lm_adaptive", "ood_rate_chunked_lm",
+                "lm_vs_best_primed_chunked_ratio"):
         lo, hi = metrics[f"{key}_ci"]
-        assert lo <= metrics[key] <= hi, key
+        assert 0 <= lo and len(metrics[f"{key}_ci"]) == 2, key  # a rate's interval stays at or above 0
+    assert len(metrics["generalization_gap_bits_per_byte_ci"]) == 2
+    assert 0 <= metrics["main_model_stopped_early_share_ci"][0] <= metrics["main_model_stopped_early_share_ci"][1] <= 1
+    assert metrics["adaptive_lr_chosen"] in (0.0001, 0.001)
+    for name in baselines.COMPRESSORS:  # priming with the LM's training text never costs more than a few bytes
+        assert metrics[f"rate_unchunked_{name}_primed"] < metrics[f"rate_unchunked_{name}"] + 0.05, name
+        assert 0 < metrics[f"ood_rate_chunked_{name}"] < 2
     names = ["lm", *baselines.COMPRESSORS]
     for name in names:
         for key in (f"rate_chunked_{name}", f"rate_unchunked_{name}", f"train_rate_chunked_{name}"):
@@ -69,7 +77,7 @@ def test_smoke_run_and_compress_cli(run_notebook, tmp_path, capsys):
     assert 0 <= metrics["coded_bits_overhead_pct"] < 5
     assert metrics["adjusted_rate_chunked_lm"] > metrics["rate_chunked_lm"]
     assert metrics["lm_vs_gzip_chunked_ratio"] == pytest.approx(metrics["rate_chunked_lm"] / metrics["rate_chunked_gzip"])
-    for fig in ("training_loss", "rates", "sweep_adjusted_rate", "sweep_raw_rate"):
+    for fig in ("training_loss", "rates", "sweep_adjusted_rate", "sweep_raw_rate", "race"):
         assert (out / "figures" / f"{fig}.png").is_file(), fig
     for table in ("rates", "rates_long", "lm_coding", "sweep"):
         assert (out / "tables" / f"{table}.csv").is_file() and (out / "tables" / f"{table}.md").is_file(), table

@@ -158,7 +158,7 @@ def bits_per_parameter(m: dict) -> pd.DataFrame:
     if "capacity_bound_bits" in m:
         rows.append(("capacity measured here on random data x parameters", m["capacity_bound_bits"], m["capacity_bound_bits_ci"]))
     out = [{"quantity": q, "bits": v, "low": ci[0], "high": ci[1], "bits_per_parameter": v / n} for q, v, ci in rows]
-    cap = m["capacity_bits_per_param_morris"]
+    cap = capacity.MORRIS_BITS_PER_PARAM
     out.append({"quantity": "capacity, Morris et al. 2025", "bits": cap * n, "low": np.nan, "high": np.nan,
                 "bits_per_parameter": cap})
     return pd.DataFrame(out)
