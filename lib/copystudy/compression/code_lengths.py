@@ -123,12 +123,33 @@ def prefix_result(data: bytes, boundaries: list[int], train, final, heldout: byt
 def prefix_chain(data: bytes, boundaries: list[int], train, final, heldout: bytes | None, stream_seed: int | None,
                  seed: int) -> list[tuple[dict, object, object]]:
     """One task: every prefix model of one seed in turn, each warm-started from the one before
-    (train(prefix, seed, init=previous)), as a decoder would rebuild them; `prefix_row` of each."""
+    (train(prefix, seed, init=previous)), as a decoder would rebuild them; `prefix_row` of each. For
+    `stream_seed` the same task then decodes the coded stream, rebuilding the chain from the decoded
+    bytes alone (`stream_decodes_exactly`), and every row of the seed says whether it came back."""
     out, model = [], None
     for size in boundaries[1:]:
         model = train(bytes(data[:size]), seed, init=model)
         out.append(prefix_row(data, boundaries, model, seed, size, final, heldout, stream_seed))
+    if seed == stream_seed:
+        exact = stream_decodes_exactly(data, boundaries, [w for _, _, w in out if w is not None], train, seed)
+        for row, _, _ in out:
+            row["stream_roundtrip_exact"] = exact
     return out
+
+
+def stream_decodes_exactly(data: bytes, boundaries: list[int], words: list, train, seed: int) -> bool:
+    """The prequential stream's decoder: block 0's uniform code and the range-coded words of every later
+    block, decoded with models it retrains (warm, from the model before) from the bytes it has decoded;
+    True if the data comes back."""
+    from copystudy.compression import coding
+
+    first = online_coding.encode_block(None, b"", data[:boundaries[1]])[0]
+    code = coding.Coded([first, *words], [b - a for a, b in zip(boundaries, boundaries[1:])], 0.0)
+    try:
+        decoded = online_coding.decode(code, online_coding.PrequentialLearner(train, seed, warm=True))
+    except online_coding.DecodeError:
+        return False
+    return decoded == bytes(data)
 
 
 def prefix_row(data: bytes, boundaries: list[int], model, seed: int, size: int, final, heldout: bytes | None,
@@ -170,7 +191,7 @@ def code_lengths_by_size(data: bytes, boundaries: list[int], train: Callable[[by
     args = (bytes(data), list(boundaries), train, final, heldout, stream_seed)
     if warm:
         chains = parallel.map_tasks(partial(prefix_chain, *args), list(seeds), desc="prequential models, one chain a seed",
-                                    cost=lambda seed: 2 if seed == stream_seed else 1)
+                                    cost=lambda seed: 2 if seed == stream_seed else 1)  # it also decodes
         done = [item for chain in chains for item in chain]
     else:
         jobs = [(seed, size) for seed in seeds for size in boundaries[1:]]
