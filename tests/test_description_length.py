@@ -119,7 +119,7 @@ def test_code_lengths_by_size_with_uniform_learner():
     bounds = dl.block_schedule(len(data), 250)
     seen = []
     df, finals, _ = dl.code_lengths_by_size(data, bounds, lambda d, s: seen.append((len(d), s)) or UniformModel(),
-                                         seeds=(0, 1), final=lambda m, bits: {"bits": bits})
+                                         seeds=(0, 1), final=lambda m, bits, seed: {"bits": bits})
     assert sorted(seen) == sorted((b, s) for s in (0, 1) for b in bounds[1:])  # one model per (seed, prefix)
     k = len(bounds) - 1
     assert list(df["train_bytes"]) == bounds[1:] * 2 and list(df["seed"]) == [0] * k + [1] * k
@@ -318,3 +318,21 @@ def test_smoke_run_through_the_runner(run_notebook):
         assert (out / "figures" / f"{name}.png").is_file()
     for name in ("code_lengths", "memorized_bits", "two_part_by_precision", "bits_per_parameter", "capacity_cells"):
         assert (out / "tables" / f"{name}.csv").is_file() and (out / "tables" / f"{name}.md").is_file()
+
+
+def test_warm_chain_starts_each_prefix_model_from_the_one_before():
+    """warm=True: one chain a seed; model k is trained with init = model k-1 (the first from scratch),
+    and the code lengths are those of the same models as without warm starts."""
+    data, bounds = random_text(4000, 1), dl.block_schedule(4000, 500)
+
+    class Chained(UniformModel):
+        def __init__(self, d, seed, init=None):
+            self.size, self.seed, self.init = len(d), seed, init
+
+    df, _, _ = dl.code_lengths_by_size(data, bounds, Chained, seeds=(0, 1), warm=True)
+    assert list(df["train_bytes"]) == bounds[1:] * 2
+    cold, _, _ = dl.code_lengths_by_size(data, bounds, lambda d, s: Chained(d, s), seeds=(0, 1))
+    assert np.allclose(df["prequential_bits"], cold["prequential_bits"])
+    chain = []
+    dl.prefix_chain(data, bounds, lambda d, s, init=None: chain.append(init) or Chained(d, s, init), None, None, None, 0)
+    assert chain[0] is None and all(isinstance(c, Chained) for c in chain[1:]) and len(chain) == len(bounds) - 1
