@@ -74,12 +74,12 @@ def test_lm_scorer_matches_lm_bits():
         assert g == pytest.approx(want, rel=1e-6)
 
 
-def test_summarise_groups_by_dup():
+def test_summarize_groups_by_dup():
     import pandas as pd
 
     rep = pd.DataFrame({"dup": [1, 1, 4], "extractable": [False, True, True], "exposure": [1.0, 3.0, 9.0],
                         "exposure_extrapolated": [1.0, 3.0, 9.0], "bits": [20.0, 10.0, 2.0]})
-    s = C.summarise(rep).set_index("dup")
+    s = C.summarize(rep).set_index("dup")
     assert s.loc[1, "extractable_fraction"] == 0.5 and s.loc[1, "exposure"] == 2.0 and s.loc[4, "n"] == 1
 
 

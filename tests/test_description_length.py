@@ -11,6 +11,10 @@ import pytest
 
 from copystudy.compression import rates
 from copystudy.compression import code_lengths as dl
+from copystudy.compression import early_stopping as es
+from copystudy.compression import generalization as gen
+from copystudy.compression import quantization as quant
+from copystudy.memorization import memorized_bits as mb
 
 
 class UniformModel:
@@ -115,7 +119,7 @@ def test_code_lengths_by_size_with_uniform_learner():
     bounds = dl.block_schedule(len(data), 250)
     seen = []
     df, finals, _ = dl.code_lengths_by_size(data, bounds, lambda d, s: seen.append((len(d), s)) or UniformModel(),
-                                         seeds=(0, 1), final=lambda m, bits: {"bits": bits})
+                                         seeds=(0, 1), final=lambda m, bits, seed: {"bits": bits})
     assert sorted(seen) == sorted((b, s) for s in (0, 1) for b in bounds[1:])  # one model per (seed, prefix)
     k = len(bounds) - 1
     assert list(df["train_bytes"]) == bounds[1:] * 2 and list(df["seed"]) == [0] * k + [1] * k
@@ -141,119 +145,37 @@ def test_block_trend_counts_increases_and_ranks():
     assert out["increases"] == 1 and -1 < out["spearman"] < 1
 
 
-def test_generalization_gap_of_a_memorising_model():
-    train, held = random_text(20_000, 7), random_text(3000, 8)
-    gap = dl.generalization_gap(KnowsModel(train), train, held, chunk=512)
-    assert gap["n_bytes"] == 3000
-    assert gap["train_bits"] == 0.5 * 3000 and gap["heldout_bits"] == 8.0 * 3000
-    assert gap["gap_bits"] == 7.5 * 3000 and gap["gap_bits_per_byte"] == 7.5
-    # a model that never saw either has no gap
-    assert dl.generalization_gap(UniformModel(), train, held)["gap_bits"] == 0.0
-
-
-def test_generalization_gap_uses_equal_sizes_when_training_text_is_short():
-    train, held = random_text(1000, 9), random_text(3000, 10)
-    gap = dl.generalization_gap(KnowsModel(train), train, held, chunk=256)
-    assert gap["n_bytes"] == 1000 and gap["gap_bits"] == 7.5 * 1000
-
-
-def _memorisation_fixture():
-    docs = {f"doc{i}": random_text(300, 20 + i) for i in range(6)}
-    works = ["doc1", "doc3"]
-    corpus = dl.memorization_corpus(docs, works, duplicated="doc1", copies=4)
-    pool = {"held_a": random_text(700, 90), "held_b": random_text(200, 91)}
-    stand_ins = {w: b for w, (_, b) in dl.substitutes({w: docs[w] for w in works}, pool).items()}
-    return docs, works, corpus, stand_ins
-
-
-def test_swap_design_keeps_training_sizes_equal_and_the_work_absent():
-    docs, works, corpus, stand_ins = _memorisation_fixture()
-    seen = []
-
-    def train(data, seed):
-        seen.append((seed, data))
-        model = KnowsModel(data)
-        model.train_steps = 7  # a fixed-step recipe
-        return model
-
-    controls = {"held": random_text(300, 99)}
-    models, diffs = dl.memorization_runs(corpus, {w: docs[w] for w in works}, stand_ins, train, controls, seeds=(0, 1))
-    assert len(seen) == 2 * (1 + len(works))  # per seed: one with-model, one without-model per work
-    for seed in (0, 1):
-        with_data, *without = [d for s, d in seen if s == seed]
-        for w, without_data in zip(works, without):
-            assert len(without_data) == len(with_data)  # exactly the same number of bytes
-            assert docs[w] not in without_data and stand_ins[w] in without_data  # swapped, in place
-            assert all(docs[o] in without_data for o in works if o != w)  # the other works stay
-    assert models["train_bytes"].nunique() == 1 and models["train_steps"].nunique() == 1
-    rows = diffs[diffs["kind"] == "training work"].set_index(["seed", "text"])
-    for w in works:  # the with-model knows x (0.5 bit/byte), the without-model does not (8)
-        assert rows.loc[(0, w), "memorized_bits"] == (8.0 - 0.5) * 300
-    table = dl.memorization_table(diffs, {"doc1": 300, "doc3": 300, "held": 300},
-                                  {"doc1": 4, "doc3": 1}).set_index("work")
-    assert list(table.index) == ["doc1", "doc3", "held"]  # works, then controls
-    assert table.loc["doc1", "memorized_bits"] == 7.5 * 300 == table.loc["doc1", "memorized_bits_low"]  # no spread
-    assert table.loc["held", "memorized_bits"] == 0.0 and table.loc["held", "kind"] == "held-out control"
-    assert table.loc["doc1", "copies"] == 4 and table.loc["doc1", "memorized_bits_per_byte"] == 7.5
-    assert dl.memorized_bits(100.0, 40.0) == 60.0
-
-
-def test_swap_design_with_real_models_trains_equal_steps():
-    docs, works, corpus, stand_ins = _memorisation_fixture()
-    train = partial(dl.train_fixed_steps, {"family": "causal_lm", "n_layer": 1, "n_head": 1, "n_embd": 8,
-                                           "context": 16}, 4, 1e-3, 3)
-    models, diffs = dl.memorization_runs(corpus, {w: docs[w] for w in works}, stand_ins, train, seeds=(0,))
-    assert models["train_bytes"].nunique() == 1 and set(models["train_steps"]) == {3}
-    assert len(diffs) == len(works) and np.isfinite(diffs["memorized_bits"]).all()
-
-
-def test_swapped_replaces_every_copy_in_place():
-    docs, works, corpus, stand_ins = _memorisation_fixture()
-    out = dl.swapped(corpus, "doc1", stand_ins["doc1"])
-    assert list(out) == list(corpus) and sum(v == stand_ins["doc1"] for v in out.values()) == 4
-    with pytest.raises(ValueError, match="bytes, the work"):
-        dl.swapped(corpus, "doc1", b"short")
-
-
-def test_substitutes_cut_exact_lengths_without_overlap():
-    works = {"a": b"x" * 300, "b": b"y" * 250, "c": b"z" * 400}
-    pool = {"long": bytes(range(256)) * 3, "short": b"s" * 450}
-    cuts = dl.substitutes(works, pool)
-    assert {w: len(b) for w, (_, b) in cuts.items()} == {"a": 300, "b": 250, "c": 400}
-    assert cuts["a"][0] == "long[0:300]" and cuts["b"][0] == "long[300:550]" and cuts["c"][0] == "short[0:400]"
-    with pytest.raises(ValueError, match="unused bytes"):
-        dl.substitutes({"big": b"x" * 1000}, pool)
-
-
-def test_memorization_corpus_respects_budget_and_validates():
-    docs = {f"d{i}": b"x" * 100 for i in range(10)}
-    corpus = dl.memorization_corpus(docs, ["d2"], duplicated="d2", copies=3, max_bytes=500)
-    originals = [k for k in corpus if "#copy" not in k]
-    assert "d2" in originals and sum(len(corpus[k]) for k in originals) <= 500
-    with pytest.raises(ValueError, match="not training documents"):
-        dl.memorization_corpus(docs, ["nope"], None, 1)
-    with pytest.raises(ValueError, match="must be one of the works"):
-        dl.memorization_corpus(docs, ["d1"], "d2", 2)
+def test_fitted_documents_are_the_ones_before_the_validation_tail():
+    docs = {f"d{i}": bytes([65 + i]) * (100 + 10 * i) for i in range(12)}
+    fitted, validation = gen.fitted_documents(docs, 0.2, seed=3)
+    text = gen.shuffled_join(docs, 3)
+    cut = len(text) - math.ceil(0.2 * len(text))
+    assert set(fitted) | set(validation) == set(docs) and not set(fitted) & set(validation)
+    assert all(text.index(docs[d]) + len(docs[d]) <= cut for d in fitted)
+    assert all(text.index(docs[d]) + len(docs[d]) > cut for d in validation)
+    # the same documents an early-stopped model of the whole text is fitted on
+    fit_bytes = es.validation_split(text, 0.2, 1)[0]
+    assert set(gen.fit_documents(docs, fit_bytes)) == set(fitted)
 
 
 def test_choose_works_size_range_and_error():
     docs = {f"d{i}": b"x" * (100 * i) for i in range(1, 10)}
-    chosen = dl.choose_works(docs, 3, 200, 500, seed=1)
+    chosen = mb.choose_works(docs, 3, 200, 500, seed=1)
     assert len(set(chosen)) == 3 and all(200 <= len(docs[c]) <= 500 for c in chosen)
     with pytest.raises(ValueError, match="n_works"):
-        dl.choose_works(docs, 5, 200, 500)
+        mb.choose_works(docs, 5, 200, 500)
 
 
 def test_training_steps_recipe():
-    assert dl.training_steps(4096 * 10, epochs=2, batch_size=32, context=128, min_steps=5, max_steps=100) == 20
-    assert dl.training_steps(100, 2, 32, 128, min_steps=5, max_steps=100) == 5
-    assert dl.training_steps(10**9, 2, 32, 128, min_steps=5, max_steps=100) == 100
+    assert es.training_steps(4096 * 10, epochs=2, batch_size=32, context=128, min_steps=5, max_steps=100) == 20
+    assert es.training_steps(100, 2, 32, 128, min_steps=5, max_steps=100) == 5
+    assert es.training_steps(10**9, 2, 32, 128, min_steps=5, max_steps=100) == 100
 
 
 def test_bootstrap_gap_point_estimate_is_byte_weighted():
     df = pd.DataFrame({"document": ["a", "b", "c"], "split": ["train", "train", "heldout"], "bytes": [100, 300, 200],
                        "bits": [200.0, 300.0, 800.0]})
-    out = dl.bootstrap_gap(df, n_boot=200)
+    out = gen.bootstrap_gap(df, n_boot=200)
     assert math.isclose(out["gap_bits_per_byte"], 800 / 200 - 500 / 400)
     assert out["low"] <= out["gap_bits_per_byte"] + 1e-12 and out["high"] >= out["low"]
 
@@ -262,12 +184,12 @@ def test_bootstrap_gap_over_seeds_means_the_seeds():
     rows = [{"seed": s, "document": d, "split": split, "bytes": 100, "bits": bits + 10 * s}
             for s in (0, 1, 2) for d, split, bits in [("t1", "train", 300.0), ("t2", "train", 500.0),
                                                        ("h1", "heldout", 600.0), ("h2", "heldout", 400.0)]]
-    out = dl.bootstrap_gap(pd.DataFrame(rows), n_boot=500)
+    out = gen.bootstrap_gap(pd.DataFrame(rows), n_boot=500)
     assert out["per_seed"] == [pytest.approx(1.0)] * 3  # 5 - 4 bits/byte under every seed
     assert out["gap_bits_per_byte"] == pytest.approx(1.0) and out["n_documents"] == {"train": 2, "heldout": 2}
     assert out["low"] < 1.0 < out["high"]  # which documents fell where still moves it
     with pytest.raises(ValueError, match="both splits"):
-        dl.bootstrap_gap(pd.DataFrame(rows).query("split == 'train'"))
+        gen.bootstrap_gap(pd.DataFrame(rows).query("split == 'train'"))
 
 
 # ---- the prequential learner: early stopping, deterministic ------------------------------------------
@@ -276,12 +198,12 @@ TINY = {"family": "causal_lm", "n_layer": 1, "n_head": 1, "n_embd": 8, "context"
 
 def test_validation_split_is_the_end_of_the_prefix():
     prefix = random_text(1000, 11)
-    fit, val = dl.validation_split(prefix, 0.1, 17)
+    fit, val = es.validation_split(prefix, 0.1, 17)
     assert fit + val == prefix and len(val) == 100
-    assert dl.validation_split(prefix[:100], 0.1, 17)[1] == prefix[83:100]  # at least min_bytes
-    assert dl.validation_split(bytes(prefix), 0.1, 17) == (fit, val)  # a function of the bytes alone
+    assert es.validation_split(prefix[:100], 0.1, 17)[1] == prefix[83:100]  # at least min_bytes
+    assert es.validation_split(bytes(prefix), 0.1, 17) == (fit, val)  # a function of the bytes alone
     with pytest.raises(ValueError, match="cannot give"):
-        dl.validation_split(prefix[:30], 0.1, 17)
+        es.validation_split(prefix[:30], 0.1, 17)
 
 
 def test_early_stopping_keeps_the_best_weights_and_stops_after_patience(monkeypatch):
@@ -291,8 +213,8 @@ def test_early_stopping_keeps_the_best_weights_and_stops_after_patience(monkeypa
         model = torch.nn.Linear(2, 2)
 
     holder, scores = Holder(), iter([5.0, 4.0, 4.5, 4.0, 4.7, 9.9])
-    monkeypatch.setattr(dl, "validation_bits", lambda model, data: next(scores))
-    stop = dl.EarlyStopping(holder, b"", every=10, patience=3, last_step=99)
+    monkeypatch.setattr(es, "validation_bits", lambda model, data: next(scores))
+    stop = es.EarlyStopping(holder, b"", every=10, patience=3, last_step=99)
     said = []
     for step in range(100):
         with torch.no_grad():
@@ -309,20 +231,20 @@ def test_early_stopping_keeps_the_best_weights_and_stops_after_patience(monkeypa
 def test_early_stopped_trainer_is_deterministic_and_restores_its_best():
     from copystudy.common import parallel
 
-    recipe = dl.Recipe(model=TINY, batch_size=4, lr=3e-3, epochs=1.0, min_steps=6, max_steps=6, eval_every=2,
+    recipe = es.Recipe(model=TINY, batch_size=4, lr=3e-3, epochs=1.0, min_steps=6, max_steps=6, eval_every=2,
                        patience=2)
     prefix = random_text(600, 12)
     with parallel.single_thread():
-        a, b = dl.train_early_stopped(recipe, prefix, 3), dl.prefix_trainer(recipe)(bytes(prefix), 3)
-        other = dl.train_early_stopped(recipe, prefix, 4)
+        a, b = es.train_early_stopped(recipe, prefix, 3), es.prefix_trainer(recipe)(bytes(prefix), 3)
+        other = es.train_early_stopped(recipe, prefix, 4)
     for (name, x), (_, y) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert torch_equal(x, y), name  # bitwise the same weights
     assert not all(torch_equal(x, y) for x, y in zip(a.model.state_dict().values(), other.model.state_dict().values()))
-    fit, val = dl.validation_split(prefix, recipe.validation_fraction, 17)
+    fit, val = es.validation_split(prefix, recipe.validation_fraction, 17)
     assert (a.fit_bytes, a.validation_bytes) == (len(fit), len(val))
     assert a.train_steps <= a.step_ceiling == 6 and a.best_step <= a.train_steps
     assert a.stopped_early == (a.train_steps < 6)
-    assert dl.validation_bits(a, val) == a.validation_bits_per_byte  # the kept weights are the best scored
+    assert es.validation_bits(a, val) == a.validation_bits_per_byte  # the kept weights are the best scored
 
 
 def torch_equal(x, y) -> bool:
@@ -338,24 +260,24 @@ def test_quantisation_levels_and_two_part_by_precision():
     from copystudy.models.causal_lm import CausalLM
 
     t = torch.linspace(-1.0, 0.5, 101)
-    assert len(torch.unique(dl.quantized_tensor(t, 3))) <= 2 ** 3 - 1
-    assert torch.equal(dl.quantized_tensor(torch.zeros(4), 4), torch.zeros(4))
+    assert len(torch.unique(quant.quantized_tensor(t, 3))) <= 2 ** 3 - 1
+    assert torch.equal(quant.quantized_tensor(torch.zeros(4), 4), torch.zeros(4))
     with pytest.raises(ValueError, match="at least 2 bits"):
-        dl.quantized_tensor(t, 1)
+        quant.quantized_tensor(t, 1)
     model = CausalLM.from_config(n_layer=1, n_head=1, n_embd=16, context=16, seed=0)
     model.fit(random_text(2000, 13), steps=5, batch_size=4, lr=3e-3, progress_bar=False)
     data = random_text(400, 14)
-    table = dl.two_part_by_precision(model, data, (16, 8, 4)).set_index("bits_per_param")
+    table = quant.two_part_by_precision(model, data, (16, 8, 4)).set_index("bits_per_param")
     full = table.loc[32, "data_bits"]
     assert full == pytest.approx(float(model.bits(data).sum()), rel=1e-9)
     assert abs(table.loc[16, "data_bits"] - full) < 1e-3 * full  # 16 bits a weight: data bits barely move
     for b in (8, 4):  # the weight part shrinks exactly by the ratio of precisions
         assert table.loc[b, "weight_bits"] * 16 == table.loc[16, "weight_bits"] * b
     assert table.loc[16, "weight_bits"] == 16 * model.n_params
-    assert table.loc[8, "scale_bits"] == 32 * dl.n_tensors(model) and table.loc[32, "scale_bits"] == 0
+    assert table.loc[8, "scale_bits"] == 32 * quant.n_tensors(model) and table.loc[32, "scale_bits"] == 0
     assert np.allclose(table["total_bits"], table["weight_bits"] + table["scale_bits"] + table["data_bits"])
     assert torch.equal(next(model.model.parameters()), next(model.model.parameters()))  # the model is untouched
-    assert dl.two_part_by_precision(model, data, (8,), data_bits=123.0).loc[0, "data_bits"] == 123.0
+    assert quant.two_part_by_precision(model, data, (8,), data_bits=123.0).loc[0, "data_bits"] == 123.0
 
 
 def test_byte_bits_matches_causal_lm_bits():
@@ -372,23 +294,46 @@ def test_byte_bits_matches_causal_lm_bits():
 def test_smoke_run_through_the_runner(smoke_run):
     out, m = smoke_run("description_length")
     assert m["n_seeds"] >= 2
-    # the prequential code as a real stream: decoded exactly by retraining, within 1% of its ideal length
-    assert m["prequential_roundtrip_exact"] is True
+    # the prequential code as a real stream, warm-started chains replayed by the decoder: decoded exactly
+    assert m["prequential_roundtrip_exact"] is True and m["prefix_warm_start"] is True
     assert 0 <= m["prequential_coded_overhead_pct"] < 1
-    for key in ("prequential_bits", "two_part_bits", "generalization_gap_bits_per_byte", "memorized_bits_duplicated_work",
-                "block_spearman", "prequential_model_bits", "memorized_bits_per_byte_single_copy_mean"):
+    for key in ("prequential_bits", "two_part_bits", "generalization_gap_bits_per_byte", "block_spearman",
+                "prequential_model_bits", "capacity_bits_per_param", "prefix_models_stopped_early"):
         assert key in m and len(m[f"{key}_ci"]) == 2, key
         assert np.isfinite(m[f"{key}_ci"]).all(), key  # over 2 seeds every interval exists
+    assert 0 <= m["prefix_models_stopped_early_ci"][0] and m["prefix_models_stopped_early_ci"][1] <= 1
+    assert -1 <= m["block_spearman_ci"][0] and m["block_spearman_ci"][1] <= 1
     assert m["uniform_bits_per_byte"] == 8.0 and m["prequential_bits"] > 0
     best = m["two_part_best_bits_per_param"]
     assert m["two_part_bits"] == pytest.approx(m["two_part_bits_by_precision"][str(best)])
-    assert m["two_part_bits"] == min(m["two_part_bits_by_precision"].values())
+    assert m["two_part_bits"] == min(min(v.values()) for v in m["two_part_bits_by_model_and_precision"].values())
     assert m["two_part_bits"] == pytest.approx(m["two_part_data_bits"] + m["two_part_model_bits"])
-    assert m["memorization_sizes_equal"] is True
-    assert isinstance(m["memorized_bits_by_work"], dict) and len(m["memorized_bits_by_work"]) >= 2
+    assert sorted(m["code_ordering"]) == sorted(["prequential", "two-part", "uniform", *m["classical_bits_per_byte"]])
+    assert m["memorization_sizes_equal"] is True and m["memorization_stand_in_documents_distinct"] is True
+    assert set(m["memorized_bits_per_byte_by_copies"]) == {"1", "8"}
+    assert m["capacity_share_of_training_set"] == pytest.approx(
+        m["capacity_bits_per_param"] * m["n_params"] / (8 * m["train_bytes"]))
     blocks = m["block_boundaries"]
     assert blocks[0] == 0 and blocks[-1] == m["train_bytes"] and len(m["block_bits_per_byte"]) == len(blocks) - 1
-    for name in ("code_lengths", "memorized_bits", "generalization_gap"):
+    for name in ("code_lengths", "memorized_bits", "generalization_gap", "capacity"):
         assert (out / "figures" / f"{name}.png").is_file()
-    for name in ("code_lengths", "memorized_bits", "two_part_by_precision", "bits_per_parameter"):
+    for name in ("code_lengths", "memorized_bits", "two_part_by_precision", "bits_per_parameter", "capacity_cells"):
         assert (out / "tables" / f"{name}.csv").is_file() and (out / "tables" / f"{name}.md").is_file()
+
+
+def test_warm_chain_starts_each_prefix_model_from_the_one_before():
+    """warm=True: one chain a seed; model k is trained with init = model k-1 (the first from scratch),
+    and the code lengths are those of the same models as without warm starts."""
+    data, bounds = random_text(4000, 1), dl.block_schedule(4000, 500)
+
+    class Chained(UniformModel):
+        def __init__(self, d, seed, init=None):
+            self.size, self.seed, self.init = len(d), seed, init
+
+    df, _, _ = dl.code_lengths_by_size(data, bounds, Chained, seeds=(0, 1), warm=True)
+    assert list(df["train_bytes"]) == bounds[1:] * 2
+    cold, _, _ = dl.code_lengths_by_size(data, bounds, lambda d, s: Chained(d, s), seeds=(0, 1))
+    assert np.allclose(df["prequential_bits"], cold["prequential_bits"])
+    chain = []
+    dl.prefix_chain(data, bounds, lambda d, s, init=None: chain.append(init) or Chained(d, s, init), None, None, None, 0)
+    assert chain[0] is None and all(isinstance(c, Chained) for c in chain[1:]) and len(chain) == len(bounds) - 1

@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 
 from copystudy.compression import baselines, rates
+from copystudy.experiments.description_length import memorized as dl_memorized
 from copystudy.experiments.description_length import steps as description_length
+from copystudy.experiments.description_length import summary as dl_summary
 from copystudy.experiments.lm_compression import steps as lm_compression
+from copystudy.experiments.lm_compression import summary as lm_summary
 from copystudy.experiments.memorization import steps as memorization
 from copystudy.experiments.royalty_shares import steps as royalty_shares
 from copystudy.common.verdicts import rises, trend
@@ -186,7 +189,8 @@ def _trained(seeds, gap: float):
 def test_lm_compression_summary_and_verdicts():
     texts = lm_compression.Texts({}, b"x" * 5000, b"y" * 400, b"x" * 400)
     rates, details = _rates([0.30, 0.31, 0.29])
-    m = lm_compression.summarize(_trained([0, 1, 2], 0.5), texts, rates, details, 2048, True, n_boot=200)
+    m = lm_summary.summarize(_trained([0, 1, 2], 0.5), texts, lm_compression.Coding(rates, details, 2048, True), None,
+                             n_boot=200)
     assert m["n_seeds"] == 3 and m["rate_chunked_lm"] == pytest.approx(0.30)
     lo, hi = m["rate_chunked_lm_ci"]
     assert lo < 0.30 < hi and hi < 0.33  # the interval over seeds, below every classical rate
@@ -195,15 +199,15 @@ def test_lm_compression_summary_and_verdicts():
     assert m["best_compressor_chunked"] == "lm" and m["rate_unchunked_lm_adaptive"] == pytest.approx(0.15)
     assert m["adaptive_roundtrip_exact"] and m["lm_adaptive_beats_every_classical_unchunked"]
     assert m["model_bits_per_byte_heldout"] == 2.0 and m["model_bytes_float16"] == 2000
-    assert m["lm_heldout_minus_train_bits_per_byte"] == pytest.approx(0.5 * 8 / 8)
-    assert m["lm_heldout_minus_train_bits_per_byte_ci"][0] > 0
-    said = " ".join(lm_compression.verdicts(m, 2048))
+    assert m["generalization_gap_bits_per_byte"] == pytest.approx(0.5 * 8 / 8)
+    assert m["generalization_gap_bits_per_byte_ci"][0] > 0
+    said = " ".join(lm_summary.verdicts(m))
     assert "beats every classical compressor on the same chunks" in said and "beyond the spread" in said
     # a wide spread over seeds that reaches above PPMd's rate is not a win, even with a lower mean
-    worse = lm_compression.summarize(_trained([0, 1, 2], 0.0), texts, *_rates([0.20, 0.40, 0.30]), 2048, True,
-                                     n_boot=200)
+    worse = lm_summary.summarize(_trained([0, 1, 2], 0.0), texts,
+                                 lm_compression.Coding(*_rates([0.20, 0.40, 0.30]), 2048, True), None, n_boot=200)
     assert not worse["lm_beats_every_classical_chunked"] and worse["rate_chunked_lm"] < 0.33
-    said = " ".join(lm_compression.verdicts(worse, 2048))
+    said = " ".join(lm_summary.verdicts(worse))
     assert "does NOT beat every classical compressor on the same chunks" in said and "includes 0" in said
     assert list(lm_compression.rates_table(rates).columns[:2]) == ["compressor", "label"]
 
@@ -216,7 +220,7 @@ def test_sweep_summary_finds_the_u_and_whether_the_best_size_grows():
     table = pd.DataFrame(rows, columns=["data_bytes", "model", "n_params", "seed", "adjusted_rate"])
     table = table.assign(train_rate=table.adjusted_rate, heldout_rate=table.adjusted_rate)
     best = rates.best_model_per_data_size(table)
-    m = lm_compression.summarize_sweep(table, best)
+    m = lm_summary.summarize_sweep(table, best)
     assert m["sweep_n_seeds"] == 3
     assert m["sweep_u_shape_by_data_bytes"] == {1000: True, 8000: False, 20000: True}
     # at 20000 bytes the interior minimum is within seed noise of the largest model: no U established
@@ -224,7 +228,7 @@ def test_sweep_summary_finds_the_u_and_whether_the_best_size_grows():
     assert m["sweep_tied_models_by_data_bytes"][20000] == ["m", "l"]
     assert m["sweep_best_model_params_by_data_bytes"] == {1000: 100, 8000: 1000, 20000: 100}
     assert not m["sweep_best_grows_with_data"] and not m["sweep_best_grows_beyond_seed_noise"]
-    said = lm_compression.sweep_verdicts(m, table)
+    said = lm_summary.sweep_verdicts(m)
     assert "a U" in said[0] and "the largest model is best" in said[1] and "within seed noise" in said[2]
     assert said[-1].endswith("does NOT grow with the data at this scale")
 
@@ -244,7 +248,7 @@ class _RateModel:
         return np.full(len(data), self.rate)
 
 
-def _final(model, data_bits):
+def _final(model, data_bits, seed):
     two = pd.DataFrame({"bits_per_param": [32, 16, 8], "quantized": [False, True, True],
                         "weight_bits": [32000.0, 16000.0, 8000.0], "scale_bits": [0.0, 64.0, 64.0],
                         "data_bits": [data_bits, data_bits, data_bits + 100.0 * model.rate]})
@@ -256,53 +260,45 @@ def _final(model, data_bits):
     return {"two_part": two, "doc_bits": docs}
 
 
-def _description_inputs(dup_bits: float):
+def _description_inputs():
     from copystudy.compression import code_lengths as dl
+    from copystudy.compression.generalization import generalization_gap
 
     data = bytes(4000)
     boundaries = dl.block_schedule(len(data), 1000)
     runs, finals, _ = dl.code_lengths_by_size(data, boundaries, _RateModel, seeds=(0, 1, 2), final=_final, heldout=bytes(50))
     cl = description_length.CodeLengths(boundaries, runs, finals)
-    gap = dl.bootstrap_gap(description_length.document_table(cl), n_boot=200)
-    diffs = pd.DataFrame([{"seed": s, "text": t, "kind": k, "swap": w, "bits_with": 100.0, "bits_without": 100.0 + d + s}
-                          for s in (0, 1, 2) for w in ("dup", "once")
-                          for t, k, d in [(w, "training work", dup_bits if w == "dup" else 10.0),
-                                          ("ctrl", "held-out control", 0.0)]])
-    diffs["memorized_bits"] = diffs["bits_without"] - diffs["bits_with"]
-    models = pd.DataFrame({"seed": [0, 0, 0], "swapped": [None, "dup", "once"], "train_bytes": [500] * 3,
-                           "train_steps": [7] * 3})
-    table = dl.memorization_table(diffs, {"dup": 100, "once": 100, "ctrl": 100}, {"dup": 8, "once": 1})
-    return cl, gap, models, diffs, table
+    gap = generalization_gap(description_length.document_table(cl), n_boot=200)
+    stream = {"prequential_stream_seed": 0, "prequential_coded_bits": 20100, "prequential_ideal_bits_stream_seed": 20000.0,
+              "prequential_coded_overhead_pct": 0.5, "prequential_roundtrip_exact": True}
+    return dl_summary.Sections(cl, gap, stream, {"gzip": 2.5, "ppmd": 2.2})
 
 
 def test_description_length_summary_bits_per_parameter_and_verdicts():
-    cl, gap, models, diffs, table = _description_inputs(500.0)
-    m = description_length.summarize(cl, gap, models, diffs, table, "dup", 8, 1000, 300)
+    m = dl_summary.summarize(_description_inputs(), 1000, 300)
     assert m["n_seeds"] == 3 and m["block_boundaries"] == [0, 1000, 2000, 4000]
     # block 0 uniform, then the model of 1000 bytes (rate 5 + 0.01 seed) codes 1000 bytes, that of 2000 (4) 2000
     assert m["prequential_bits"] == pytest.approx(8000 + 5.01 * 1000 + 4.01 * 2000)
-    assert m["prequential_bits_ci"][0] < m["prequential_bits"] < m["prequential_bits_ci"][1]
     assert m["block_bits_per_byte"] == [8.0, pytest.approx(5.01), pytest.approx(4.01)]
     assert m["block_increases_by_seed"] == [0, 0, 0] and m["block_spearman"] == pytest.approx(-1.0)
     assert m["two_part_best_bits_per_param"] == 8 and m["two_part_bits_by_precision"][16] > m["two_part_bits"]
     assert m["two_part_bits"] == pytest.approx(8064.0 + 2.01 * 4000 + 100 * 2.01)
     assert m["prequential_model_bits"] == pytest.approx(m["prequential_bits"] - 2.01 * 4000)
     assert m["generalization_gap_bits_per_byte"] == pytest.approx(4.0 - 3.05)
-    assert m["memorized_bits_duplicated_work"] == pytest.approx(501.0) and m["memorization_sizes_equal"] is True
-    assert m["memorized_bits_control_by_work"]["ctrl"] == pytest.approx(1.0)
-    assert m["memorized_bits_per_byte_single_copy_mean"] == pytest.approx(0.11)
-    per_param = description_length.bits_per_parameter(m).set_index("quantity")
-    assert per_param.loc["memorised bits, duplicated work", "bits_per_parameter"] == pytest.approx(0.501)
-    said = " ".join(description_length.verdicts(m))
+    assert m["prefix_models_stopped_early"] == 1.0 and 0 < m["prefix_models_stopped_early_ci"][0] < 1
+    # the ordering: two-part (~4.1 bits/byte) < prequential (~5.3) < uniform, the classical ones below all
+    assert m["code_ordering"] == ["ppmd", "gzip", "two-part", "prequential", "uniform"]
+    assert m["code_ordering_separated"] == [True, True, True, True]
+    per_param = dl_summary.bits_per_parameter(m).set_index("quantity")
+    assert per_param.loc["prequential − L(data | final weights)", "bits_per_parameter"] == pytest.approx(
+        m["prequential_model_bits"] / 1000)
+    said = " ".join(dl_summary.verdicts(m))
+    assert "reproduced the training text exactly" in said and "20,100 bits coded" in said
     assert "The two-part code is lower than the prequential code, and their 95% intervals separate" in said
+    assert "ppmd 2.200 < gzip 2.500 < two-part" in said
     assert "On fixed text the learner improves with every doubling of its data." in said
-    assert "beats the uniform code" in said
+    assert "beats the uniform code" in said and "100% [" in said
     assert "falls at every block" in said and "reliably cheaper" in said
-    assert "duplication makes the weights hold the work" in said and "Works seen once are memorised too" in said
-    cl, gap, models, diffs, table = _description_inputs(1.0)  # the duplicated work no more than the controls
-    m = description_length.summarize(cl, gap, models, diffs, table, "dup", 8, 1000, 300)
-    said = " ".join(description_length.verdicts(m))
-    assert "duplication makes the weights hold the work" not in said and "overlaps it" in said
 
 
 # ---- royalty shares ---------------------------------------------------------------------------------

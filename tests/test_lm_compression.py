@@ -59,10 +59,17 @@ def test_smoke_run_and_compress_cli(smoke_run, tmp_path, capsys):
     out, metrics = smoke_run("lm_compression")
     assert metrics["roundtrip_exact"] is True and metrics["adaptive_roundtrip_exact"] is True
     assert metrics["n_seeds"] == 2 and metrics["sweep_n_seeds"] == 2
-    for key in ("rate_chunked_lm", "rate_unchunked_lm", "rate_unchunked_lm_adaptive",
-                "lm_heldout_minus_train_bits_per_byte"):
+    for key in ("rate_chunked_lm", "rate_unchunked_lm", "rate_unchunked_lm_adaptive", "ood_rate_chunked_lm",
+                "lm_vs_best_primed_chunked_ratio"):
         lo, hi = metrics[f"{key}_ci"]
         assert lo < hi, key  # two training seeds make two different models: the interval has a spread
+        assert 0 <= lo and len(metrics[f"{key}_ci"]) == 2, key  # a rate's interval stays at or above 0
+    assert len(metrics["generalization_gap_bits_per_byte_ci"]) == 2
+    assert 0 <= metrics["main_model_stopped_early_share_ci"][0] <= metrics["main_model_stopped_early_share_ci"][1] <= 1
+    assert metrics["adaptive_lr_chosen"] in (0.0001, 0.001)
+    for name in baselines.COMPRESSORS:  # priming with the LM's training text never costs more than a few bytes
+        assert metrics[f"rate_unchunked_{name}_primed"] < metrics[f"rate_unchunked_{name}"] + 0.05, name
+        assert 0 < metrics[f"ood_rate_chunked_{name}"] < 2
     names = ["lm", *baselines.COMPRESSORS]
     for name in names:
         for key in (f"rate_chunked_{name}", f"rate_unchunked_{name}", f"train_rate_chunked_{name}"):
@@ -71,7 +78,7 @@ def test_smoke_run_and_compress_cli(smoke_run, tmp_path, capsys):
     assert 0 <= metrics["coded_bits_overhead_pct"] < 5
     assert metrics["adjusted_rate_chunked_lm"] > metrics["rate_chunked_lm"]
     assert metrics["lm_vs_gzip_chunked_ratio"] == pytest.approx(metrics["rate_chunked_lm"] / metrics["rate_chunked_gzip"])
-    for fig in ("training_loss", "rates", "sweep_adjusted_rate", "sweep_raw_rate"):
+    for fig in ("training_loss", "rates", "sweep_adjusted_rate", "sweep_raw_rate", "race"):
         assert (out / "figures" / f"{fig}.png").is_file(), fig
     for table in ("rates", "rates_long", "lm_coding", "sweep"):
         assert (out / "tables" / f"{table}.csv").is_file() and (out / "tables" / f"{table}.md").is_file(), table
@@ -154,3 +161,68 @@ def test_compress_with_a_damaged_model_is_one_line(tiny_lm, tmp_path, damage):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     line = proc.stderr.strip()
     assert len(line.splitlines()) == 1 and f"the model in {model_dir} cannot be loaded" in line
+
+
+# ---- the fair race ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["lzma", "ppmd", "brotli", "gzip", "bz2"])
+def test_priming_charges_size_of_side_plus_chunk_minus_side(name):
+    """A chunk that repeats the side text costs almost nothing once primed with it, while on its own it
+    costs what the compressor always spends; an unrelated chunk costs about its plain size."""
+    rng = np.random.default_rng(0)
+    side = bytes(rng.integers(97, 123, 6000, dtype=np.uint8))
+    chunk = side[1000:3000]
+    comp = baselines.get(name)
+    primed = baselines.primed_size(name, side, chunk, verify=True)
+    assert primed == len(comp.compress(side + chunk)) - len(comp.compress(side))
+    plain = len(comp.compress(chunk))
+    # the repeat is (nearly) free given the side text; block sorting (bzip2) exploits it less than LZ or PPM
+    assert primed < (0.7 if name == "bz2" else 0.1) * plain
+    other = bytes(rng.integers(97, 123, 2000, dtype=np.uint8))
+    assert baselines.primed_size(name, side, other) > 0.7 * len(comp.compress(other))  # no free lunch
+
+
+def test_zstd_dictionary_trained_on_the_side_text_makes_its_repeats_cheap():
+    rng = np.random.default_rng(1)
+    words = [bytes(rng.integers(97, 123, 7, dtype=np.uint8)) for _ in range(300)]
+    side = b" ".join(words[i] for i in rng.integers(0, 300, 20000))
+    chunks = [side[i:i + 512] for i in range(0, 8192, 512)]
+    d = baselines.zstd_dictionary([side[i:i + 2048] for i in range(0, len(side), 2048)], size=16384)
+    with_dict = baselines.zstd_dictionary_size(chunks, d, verify=True)
+    assert with_dict < 0.7 * baselines.compressed_size("zstd", chunks)
+
+
+def test_primed_rates_rows_and_charges():
+    side = TEXT * 3
+    table = rates.primed_rates({"heldout": TEXT[:700]}, side, (256, None), verify=True)
+    assert set(table["compressor"]) == {f"{c}_primed" for c in baselines.COMPRESSORS}
+    assert len(table) == len(baselines.COMPRESSORS) * 2
+    lz = table[(table.compressor == "lzma_primed") & (table.chunking == "unchunked")].iloc[0]
+    assert lz["compressed_bytes"] == baselines.primed_size("lzma", side, TEXT[:700])
+
+
+def test_the_hyperparameter_choice_never_reads_the_reported_heldout_text(monkeypatch):
+    """The main model's early stopping and the adaptive learning rate see the validation text only: its
+    documents are disjoint from the held-out (reported) and fitted ones."""
+    from copystudy.compression import early_stopping
+    from copystudy.experiments.lm_compression import steps
+
+    texts, _ = steps.texts(None, 0.1, 6000, 0.1, ood_bytes=1000, seed=0)
+    assert not set(texts.validation_docs) & set(texts.heldout_docs)
+    assert not set(texts.validation_docs) & set(texts.train_docs)
+    seen = []
+
+    class Recording(early_stopping.EarlyStopping):
+        def __init__(self, model, validation, *args):
+            seen.append(bytes(validation))
+            super().__init__(model, validation, *args)
+
+    monkeypatch.setattr(early_stopping, "EarlyStopping", Recording)
+    spec = {"family": "causal_lm", "n_layer": 1, "n_head": 1, "n_embd": 8, "context": 32}
+    trained = steps._main_model(spec, texts, steps.MainRecipe(6, 4, 1e-3, 2, 1), 0)
+    assert seen == [texts.validation_text] and trained.best_step >= 1
+    read = []
+    monkeypatch.setattr(rates, "adaptive_ideal_bits", lambda lm, text, **kw: read.append(bytes(text)) or 1.0)
+    choice = steps.choose_adaptive_lr(trained.lm, texts.validation_text, {"block": 512, "steps": 1, "window": 512},
+                                      [1e-4, 1e-3])
+    assert read == [texts.validation_text] * 2 and choice["chosen"].sum() >= 1
+    assert not any(doc in t for t in seen + read for doc in texts.heldout_docs.values())

@@ -35,11 +35,15 @@ def python_docs() -> dict[str, bytes]:
     return {name: topics[name].encode("utf-8") for name in sorted(topics)}
 
 
-def stdlib_source(max_bytes: int = 2_000_000) -> dict[str, bytes]:
-    """Source files of the standard library, in sorted path order, until max_bytes are collected."""
+def stdlib_source(max_bytes: int = 2_000_000, skip_bytes: int = 0) -> dict[str, bytes]:
+    """Source files of the standard library, in sorted path order, until max_bytes are collected; with
+    skip_bytes, after the files that `stdlib_source(skip_bytes)` returns (a disjoint sample)."""
     root = Path(sysconfig.get_paths()["stdlib"])
+    skip = set(stdlib_source(skip_bytes)) if skip_bytes > 0 else set()
     docs, total = {}, 0
     for path in sorted(root.glob("*.py")):
+        if path.name in skip:
+            continue
         data = path.read_bytes()
         if total + len(data) > max_bytes:
             break

@@ -94,3 +94,38 @@ def compressed_size(name: str, chunks: list[bytes], count_header_once: bool = Tr
 def sizes(chunks: list[bytes], names: list[str] | None = None, verify: bool = False) -> dict[str, int]:
     """Compressed bytes for each baseline (all by default) on the same chunks, headers counted once."""
     return {name: compressed_size(name, chunks, verify=verify) for name in (names or list(COMPRESSORS))}
+
+
+# ---- primed: the classical compressors given the LM's side information ----------------------------
+ZSTD_DICT_BYTES = 112_640  # zstd's default --maxdict
+
+
+def primed_size(name: str, side: bytes, chunk: bytes, side_size: int | None = None, verify: bool = False) -> int:
+    """Bytes a compressor spends on `chunk` when it has already seen `side` (the decoder holds `side`
+    too): size(side + chunk) - size(side), as if the side text primed the compressor's state."""
+    comp = get(name)
+    out = comp.compress(bytes(side) + bytes(chunk))
+    if verify and comp.decompress(out) != bytes(side) + bytes(chunk):
+        raise ValueError(f"{name}: round trip failed on a primed chunk of {len(chunk)} bytes")
+    base = len(comp.compress(bytes(side))) if side_size is None else side_size
+    return len(out) - base
+
+
+def zstd_dictionary(samples: list[bytes], size: int = ZSTD_DICT_BYTES):
+    """A zstd dictionary trained (zstd's COVER trainer) on `samples`, e.g. the training documents in chunks."""
+    return zstandard.train_dictionary(size, [bytes(s) for s in samples if s])
+
+
+def zstd_dictionary_size(chunks: list[bytes], dictionary, verify: bool = False) -> int:
+    """Total bytes of the chunks compressed one by one with zstd -19 and `dictionary` (not counted:
+    the decoder holds it, as it holds the LM's weights), the fixed frame cost counted once."""
+    comp = zstandard.ZstdCompressor(level=19, dict_data=dictionary)
+    dec = zstandard.ZstdDecompressor(dict_data=dictionary)
+    sizes = []
+    for chunk in chunks:
+        out = comp.compress(bytes(chunk))
+        if verify and dec.decompress(out) != bytes(chunk):
+            raise ValueError(f"zstd with a dictionary: round trip failed on a chunk of {len(chunk)} bytes")
+        sizes.append(len(out))
+    header = len(comp.compress(b"\x00"))
+    return sum(sizes) - (len(chunks) - 1) * header if chunks else 0

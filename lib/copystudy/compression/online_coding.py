@@ -130,15 +130,22 @@ def decode(code: coding.Coded, learner: Learner, progress=None) -> bytes:
 # ---- learners -----------------------------------------------------------------------------------------
 @dataclass
 class PrequentialLearner:
-    """Model k = train(all bytes before block k, seed), from scratch; block 0 is sent uniformly.
+    """Model k = train(all bytes before block k, seed), from scratch or, with `warm`, starting from model
+    k-1 (train(prefix, seed, init=previous)); block 0 is sent uniformly.
 
-    train must be deterministic: the decoder calls it again on the bytes it decoded."""
+    train must be deterministic: the decoder calls it again on the bytes it decoded (and, warm, on the
+    model it rebuilt for the block before)."""
 
     train: Callable
     seed: int = 0
+    warm: bool = False
 
     def __call__(self, k: int, prefix: bytes, previous=None):
-        return None if k == 0 or not prefix else self.train(bytes(prefix), self.seed)
+        if k == 0 or not prefix:
+            return None
+        if self.warm:
+            return self.train(bytes(prefix), self.seed, init=previous)
+        return self.train(bytes(prefix), self.seed)
 
 
 @dataclass

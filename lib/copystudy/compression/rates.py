@@ -98,30 +98,6 @@ def lm_code(lm: CausalLM, data: bytes, chunk_size: int | None = 2048, verify: bo
             "encode_seconds": t1 - t0, "decode_seconds": t2 - t1, "coder_processes": min(processes, len(groups))}
 
 
-def compare(lm: CausalLM, texts: dict[str, bytes], chunk_sizes=(2048, None), verify: bool = True,
-            show_progress: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Rates of the LM and every baseline on the same texts, chunked and unchunked.
-
-    texts: name (e.g. "train", "heldout") -> bytes. Returns a long table with one row per
-    compressor x text x chunking, and the LM coding details keyed (text, chunking).
-    """
-    rows, details = [], {}
-    for text_name, data in texts.items():
-        for chunk_size in chunk_sizes:
-            label = chunking_label(chunk_size)
-            info = lm_code(lm, data, chunk_size, verify=verify, show_progress=show_progress)
-            details[(text_name, label)] = info
-            rows.append({"compressor": "lm", "label": f"{lm.name} ({lm.n_params:,} params)", "text": text_name,
-                         "chunking": label, "original_bytes": len(data), "compressed_bytes": info["coded_bytes"],
-                         "raw_rate": raw_rate(info["coded_bytes"], len(data)),
-                         "adjusted_rate": adjusted_rate(info["coded_bytes"], len(data), lm.n_params),
-                         "roundtrip_exact": info["roundtrip_exact"]})
-    table = pd.concat([pd.DataFrame(rows), baseline_rates(texts, chunk_sizes, verify, utf8=not lm.byte_level)],
-                      ignore_index=True)
-    table["bits_per_byte"] = 8 * table["raw_rate"]
-    return table, details
-
-
 def baseline_rates(texts: dict[str, bytes], chunk_sizes=(2048, None), verify: bool = True,
                    utf8: bool = False) -> pd.DataFrame:
     """Every classical compressor on the same texts and chunks as the LM: one row per compressor x text
@@ -137,6 +113,62 @@ def baseline_rates(texts: dict[str, bytes], chunk_sizes=(2048, None), verify: bo
                              "compressed_bytes": size, "raw_rate": raw_rate(size, len(data)),
                              "adjusted_rate": raw_rate(size, len(data)), "roundtrip_exact": True if verify else None})
     return pd.DataFrame(rows)
+
+
+PRIMED_LABELS = {"zstd": "zstd -19, dictionary trained on the training text"}
+
+
+def primed_rates(texts: dict[str, bytes], side: bytes, chunk_sizes=(2048, None), verify: bool = True,
+                 utf8: bool = False) -> pd.DataFrame:
+    """Every classical compressor given the LM's side information, the text the LM trained on: zstd with
+    a dictionary trained on it (in chunks of the first chunk size), the others primed with it (a chunk
+    costs size(side + chunk) - size(side)). One task per compressor; one row per compressor x text x
+    chunking, compressor `<name>_primed`."""
+    jobs = list(baselines.COMPRESSORS)
+    done = parallel.map_tasks(partial(_primed_rows, texts, bytes(side), tuple(chunk_sizes), verify, utf8), jobs,
+                              desc="primed classical compressors")
+    return pd.DataFrame([row for rows in done for row in rows])
+
+
+def _primed_rows(texts, side, chunk_sizes, verify, utf8, name) -> list[dict]:
+    """One compressor (a task), primed, on every text and chunking."""
+    comp = baselines.get(name)
+    if name == "zstd":
+        size = chunk_sizes[0] or 2048
+        dictionary = baselines.zstd_dictionary([side[i:i + size] for i in range(0, len(side), size)])
+    else:
+        side_size = len(comp.compress(side))
+    rows = []
+    for text_name, data in texts.items():
+        for chunk_size in chunk_sizes:
+            pieces = coding.chunks(data, chunk_size, utf8=utf8)
+            if name == "zstd":
+                total = baselines.zstd_dictionary_size(pieces, dictionary, verify=verify)
+            else:
+                total = sum(baselines.primed_size(name, side, p, side_size, verify=verify) for p in pieces)
+            rows.append({"compressor": f"{name}_primed", "label": PRIMED_LABELS.get(name, f"{comp.label}, primed with the "
+                                                                                          "training text"),
+                         "text": text_name, "chunking": chunking_label(chunk_size), "original_bytes": len(data),
+                         "compressed_bytes": total, "raw_rate": raw_rate(total, len(data)),
+                         "adjusted_rate": raw_rate(total, len(data)), "roundtrip_exact": True if verify else None})
+    return rows
+
+
+def adaptive_ideal_bits(lm: CausalLM, data: bytes, block: int = 4096, steps: int = 20, window: int = 16384,
+                        batch_size: int = 16, lr: float = 1e-3, seed: int = 0) -> float:
+    """The adaptive coder's code length (sum of -log2 p, no range coder) of `data`: the learner of
+    `adaptive_code`, block by block, each block conditioned on the bytes before it. For choosing the
+    adaptive learning rate on validation text."""
+    from copystudy.compression import online_coding
+    from copystudy.compression.code_lengths import block_bits
+
+    boundaries = online_coding.equal_blocks(len(data), block)
+    learner = online_coding.AdaptiveLearner(lm, steps=steps, window=window, batch_size=batch_size, lr=lr, seed=seed)
+    total, model = 0.0, None
+    for k, (a, b) in enumerate(zip(boundaries, boundaries[1:])):
+        model = learner(k, bytes(data[:a]), model)
+        total += block_bits(model, data, a, b)
+    return total
 
 
 def adaptive_code(lm: CausalLM, data: bytes, block: int = 4096, steps: int = 20, window: int = 16384,

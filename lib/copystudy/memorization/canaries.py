@@ -216,7 +216,7 @@ def canary_report(lm, canaries: Sequence[Canary], n_candidates: int = 999, seed:
     return pd.DataFrame(rows)
 
 
-def summarise(report, by=("dup",)):
+def summarize(report, by=("dup",)):
     """Mean extractable fraction and exposures per group (e.g. per duplication count), from
     canary_report rows (possibly stacked over model sizes with extra columns)."""
     return (report.groupby(list(by))

@@ -117,15 +117,18 @@ class CausalLM:
 
     @classmethod
     def from_config(cls, n_layer: int = 2, n_head: int = 2, n_embd: int = 64, context: int = 256,
-                    dropout: float = 0.0, seed: int = 0, device: str = "cpu") -> "CausalLM":
+                    dropout: float = 0.0, seed: int = 0, device: str = "cpu", vocab_size: int = 256) -> "CausalLM":
         """A fresh byte-level GPT-2 with the given shape, initialised from `seed` (on the CPU unless
-        `device` says otherwise: "auto" takes a GPU when there is one)."""
+        `device` says otherwise: "auto" takes a GPU when there is one). A vocab_size below 256 makes a
+        model of symbols 0..vocab_size-1 (the capacity study's random tokens)."""
+        if not 2 <= vocab_size <= 256:
+            raise ValueError(f"vocab_size must be in [2, 256], got {vocab_size}")
         if n_embd % n_head:
             raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
         if context < 2 or context % 2:
             raise ValueError(f"context must be an even number >= 2, got {context}")
         set_seed(seed)
-        config = GPT2Config(vocab_size=256, n_positions=context, n_embd=n_embd, n_layer=n_layer,
+        config = GPT2Config(vocab_size=vocab_size, n_positions=context, n_embd=n_embd, n_layer=n_layer,
                             activation_function="gelu_pytorch_tanh",  # gelu_new as one fused kernel: a step 66 -> 56 ms
                             n_head=n_head, resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
                             bos_token_id=None, eos_token_id=None, pad_token_id=None)

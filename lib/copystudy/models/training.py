@@ -60,8 +60,8 @@ class _SummaryBar(tqdm):
     """A bar that writes one line to the notebook (stderr) when it closes, then closes its own stream."""
 
     def close(self):
-        if not getattr(self, "_summarised", False):
-            self._summarised = True
+        if not getattr(self, "_summarized", False):
+            self._summarized = True
             d = self.format_dict
             total = f"/{d['total']}" if d.get("total") else ""
             print(f"{self.desc or 'progress'}: {d['n']}{total} in {d['elapsed']:.0f} s", file=sys.stderr)

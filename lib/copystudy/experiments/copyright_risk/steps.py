@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from copystudy.compression import baselines
+from copystudy.memorization.memorized_bits import memorized_bits
 from copystudy.memorization import canaries, distances, extraction, risk
 from copystudy.common import intervals, parallel
 from copystudy import models
@@ -279,8 +280,8 @@ def fold_table(design: TextDesign, results: dict, seeds) -> pd.DataFrame:
                          "exposure": float(np.mean([r["report"][i][1] for r in seen]))})
     table = pd.DataFrame(rows)
     table["n_seen"] = k - 1
-    table["memorised_bits"] = table["info_bits"] - table["seen_bits"]
-    table["fidelity"] = table["memorised_bits"] / table["info_bits"]
+    table["memorized_bits"] = memorized_bits(table["info_bits"], table["seen_bits"])
+    table["fidelity"] = table["memorized_bits"] / table["info_bits"]
     return table
 
 
@@ -288,7 +289,7 @@ def mean_over_seeds(per_seed: pd.DataFrame) -> pd.DataFrame:
     """One row per work: the mean over seeds of every number that depends on training noise, with the
     95% interval of information and fidelity (columns *_lo, *_hi)."""
     keys = ["work", "kind", "fold", "bytes"]
-    out = per_seed.groupby(keys, sort=False)[["info_bits", "seen_bits", "memorised_bits", "fidelity",
+    out = per_seed.groupby(keys, sort=False)[["info_bits", "seen_bits", "memorized_bits", "fidelity",
                                               "extractable", "exposure"]].mean().reset_index()
     for col in ("info_bits", "fidelity"):
         ci = per_seed.groupby(keys, sort=False)[col].apply(lambda v: intervals.mean_ci(v)[1:])

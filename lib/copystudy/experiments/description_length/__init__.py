@@ -12,8 +12,10 @@ from copystudy import models
 # (metrics key, label, format) of the numbers the site shows; a key missing from a run is skipped
 HEADLINES = [("prequential_bits_per_byte", "prequential code, bits/byte", ".3f"),
         ("two_part_bits_per_byte", "best two-part code, bits/byte", ".3f"),
+        ("prefix_models_stopped_early", "prefix models stopped early", "pct"),
         ("prequential_roundtrip_exact", "prequential stream decodes exactly", "bool"),
-        ("memorized_bits_duplicated_work", "memorised bits, duplicated work", ",.0f")]
+        ("memorized_bits_per_byte_per_doubling", "memorised bits/byte per doubling of copies", "+.3f"),
+        ("capacity_bits_per_param", "capacity on random data, bits/parameter", ".2f")]
 
 
 def rules(v: dict) -> str | None:
@@ -23,4 +25,8 @@ def rules(v: dict) -> str | None:
     if isinstance(context, int) and not models.is_pretrained(v["model"]) and v["first_block"] < 2 * (context + 1):
         return (f"first_block={v['first_block']} must be at least 2 x (model.context + 1) = {2 * (context + 1)} bytes: "
                 "each prefix model holds out at least context + 1 bytes of its prefix to stop early")
+    if v["memorization_models"] % 2:
+        return f"memorization_models={v['memorization_models']} must be even: each work is in half of the models"
+    if v["capacity_steps"][0] < 1:
+        return "capacity_steps must be a range of at least 1 step"
     return None

@@ -11,7 +11,9 @@ from __future__ import annotations
 HEADLINES = [("rate_chunked_lm", "LM, held-out 2048-byte chunks", "pct"),
     ("rate_chunked_brotli", "brotli, same chunks", "pct"),
     ("rate_unchunked_lm_adaptive", "adaptive LM, unchunked", "pct"),
-    ("rate_unchunked_ppmd", "PPMd, unchunked", "pct")]
+    ("rate_unchunked_ppmd", "PPMd, unchunked", "pct"),
+    ("lm_vs_best_primed_chunked_ratio", "LM / best compressor given its training text, chunks", ".3f"),
+    ("ood_rate_chunked_lm", "LM on Python source, chunks", "pct")]
 
 
 def rules(v: dict) -> str | None:
