@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine:  make study  and  make test.
-# They create .venv with the pinned CPU torch and the package, and register the 'copystudy' kernel.
+# They create .venv with the pinned CPU torch and the package, and register the 'copystudy' kernel
+# (its spec sets one torch/BLAS/OpenMP thread, as `copystudy run` does, so a notebook rerun by hand gives the same numbers).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -22,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
-	$(PY) -m ipykernel install --sys-prefix --name copystudy --display-name copystudy
+	$(PY) -c 'from copystudy.runner.kernel import ensure_kernel; ensure_kernel()'
 	touch $@
 
 clean-venv:

@@ -65,7 +65,7 @@ ratio = 0.5  # float in (0, 1]: d_train <= ratio x d_heldout (a comment with =)
 text_files = None  # text files (at least 2) or None: documents, one per file
 """
 
-BODY = """from copystudy import report
+BODY = """from copystudy.common import report
 import os, time
 if fail:
     raise ValueError("asked to fail")

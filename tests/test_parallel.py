@@ -21,7 +21,7 @@ from copystudy.common import parallel
 def test_in_process_tasks_keep_order_and_import_no_dask(monkeypatch):
     monkeypatch.delenv(parallel.SCHEDULER_ENV, raising=False)
     assert parallel.map_tasks(lambda x: x * x, [3, 1, 2], progress_bar=False) == [9, 1, 4]
-    code = ("import sys; from copystudy import parallel; parallel.map_tasks(abs, [-1], progress_bar=False); "
+    code = ("import sys; from copystudy.common import parallel; parallel.map_tasks(abs, [-1], progress_bar=False); "
             "print(any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))")
     env = {k: v for k, v in os.environ.items() if k != parallel.SCHEDULER_ENV}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)

@@ -189,7 +189,7 @@ def test_sigint_keeps_the_last_good_run_and_names_the_running_cell(project, good
     _wait_for_sleep_cell(out)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 1 and "KeyboardInterrupt" in stderr and "cell 3 ('from copystudy import report')" in stderr
+    assert proc.returncode == 1 and "KeyboardInterrupt" in stderr and "cell 3 ('from copystudy.common import report')" in stderr
     assert snapshot(out) == before
     manifest = json.loads((out.with_name("run.failed") / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "TOY_SLEEP" in manifest["error"]["source"]

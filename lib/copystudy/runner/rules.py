@@ -12,19 +12,24 @@ from copystudy import experiments
 from copystudy.runner.params import ParameterError
 
 
-def _model_rules(v: dict) -> str | None:
-    """Every byte-level GPT-2 spec (a dict parameter, or a dict of them) has heads that divide its width."""
+def model_specs(v: dict) -> list[tuple[str, dict]]:
+    """(where, spec) of every model spec among the values: a dict parameter (`model`), a dict of them
+    (`sweep_models.4K`) or a list of them (`lm_sizes[0]`)."""
     specs = [(k, s) for k, s in v.items() if isinstance(s, dict)]
     specs += [(f"{k}.{name}", s) for k, d in v.items() if isinstance(d, dict) for name, s in d.items()
               if isinstance(s, dict)]
     specs += [(f"{k}[{i}]", s) for k, lst in v.items() if isinstance(lst, list) for i, s in enumerate(lst)
               if isinstance(s, dict)]
-    for key, spec in specs:
+    return specs
+
+
+def _model_rules(v: dict) -> str | None:
+    """Every byte-level GPT-2 spec has heads that divide its width."""
+    for key, spec in model_specs(v):
         if not spec.get("name_or_path") and isinstance(spec.get("n_embd"), int) and isinstance(spec.get("n_head"), int):
             if spec["n_head"] < 1 or spec["n_embd"] % spec["n_head"]:
                 return f"{key}: n_embd={spec['n_embd']} must be a multiple of n_head={spec['n_head']}"
     return None
-
 
 
 def check_rules(name: str, values: dict) -> None:
