@@ -111,6 +111,8 @@ def _folder_game_rules(v: dict) -> int | str | None:
         names = [p.name for p in owner_folders(v["data_dir"])]
     except OSError:
         return None
+    if not names:
+        return None  # the input check names the empty folder
     owners, public = folder_roles(names, v["data_dir_public"], v["n_folder_owners"])
     unknown = [p for p in public if p not in names]
     if unknown:
