@@ -137,7 +137,8 @@ def test_a_binary_file_as_text(tmp_path):
     good = tmp_path / "good.txt"
     good.write_text("plain text\n" * 20)
     line = one_line_error(check("lm_compression", *sets(f"text_files=[{png}, {good}]")))
-    assert line == f"error: text_files: {png} is not text (a NUL byte at byte 8: a binary file); give text files"
+    assert line == (f"error: text_files: {png} is not UTF-8 text (line 1, column 1: byte 0x89); give text files "
+                    "saved as UTF-8")
     line = one_line_error(check("lm_compression", *sets(f"text_files=[{good}, {latin1}]")))
     assert f"{latin1} is not UTF-8 text (line 1, column 4: byte 0xe9)" in line
     assert check("lm_compression", *sets(f"text_files=[{good}, {good.with_name('good2.txt')}]")).returncode == 2

@@ -83,29 +83,30 @@ def check_text_files(text_files: list[str] | str, min_docs: int = 1, name: str =
 
 
 def check_text(path: Path, name: str = "text_files", block: int = 1 << 20) -> None:
-    """ValueError unless the file is UTF-8 text without NUL bytes (a PNG, a PDF or a zip is named, not
-    trained on). Read in blocks, so a large corpus costs one pass and little memory."""
+    """ValueError unless the file is UTF-8 text without NUL bytes, naming the first byte that is not (a
+    PNG, a PDF or a zip is named, not trained on). Read in blocks: one pass, little memory."""
     import codecs
 
     decoder = codecs.getincrementaldecoder("utf-8")()
-    offset, line, line_start = 0, 1, 0
+    offset, line, line_start = 0, 1, 0  # bytes before this block; line number and start offset of its first line
     with open(path, "rb") as f:
         while True:
             chunk = f.read(block)
-            nul = chunk.find(b"\0")
-            if nul >= 0:
-                raise ValueError(f"{name}: {path} is not text (a NUL byte at byte {offset + nul}: a binary file); "
-                                 "give text files")
+            bad = [i for i in (chunk.find(b"\0"),) if i >= 0]
             try:
                 decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as exc:
-                at = exc.start if exc.start < len(chunk) else 0
-                bad = chunk[at] if at < len(chunk) else 0
-                line += chunk.count(b"\n", 0, at)
-                last = chunk.rfind(b"\n", 0, at)
-                column = at - last if last >= 0 else offset + at - line_start + 1
-                raise ValueError(f"{name}: {path} is not UTF-8 text (line {line}, column {column}: byte 0x{bad:02x}); "
-                                 "give text files saved as UTF-8") from None
+                if not chunk:
+                    raise ValueError(f"{name}: {path} is not UTF-8 text (it ends inside a character); give text "
+                                     "files saved as UTF-8") from None
+                bad.append(max(0, exc.start - (len(exc.object) - len(chunk))))  # the decoder holds earlier bytes too
+            if bad:
+                at = min(bad)
+                before = chunk.rfind(b"\n", 0, at)
+                where = (line + chunk.count(b"\n", 0, at), at - before if before >= 0 else offset + at - line_start + 1)
+                what = "a NUL byte" if chunk[at] == 0 else f"byte 0x{chunk[at]:02x}"
+                raise ValueError(f"{name}: {path} is not UTF-8 text (line {where[0]}, column {where[1]}: {what}); "
+                                 "give text files saved as UTF-8")
             if not chunk:
                 return
             line += chunk.count(b"\n")
