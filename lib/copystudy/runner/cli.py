@@ -46,18 +46,18 @@ def cmd_run(args) -> int:
               file=sys.stderr)
         return 2
     failures = []
+    options = plan.Execution(args.threads, args.workers, args.scheduler)
     for name in names:
         try:
             if args.check:
-                checked = plan.prepare(name, args.params, args.set or [], args.out, root=root,
-                                       execution=plan.Execution(args.threads, args.workers, args.scheduler))
+                checked = plan.prepare(name, args.params, args.set or [], args.out, root=root, execution=options)
                 for note in checked.notes:
                     print(note, file=sys.stderr)
                 print(f"{name}: ok ({len(checked.values)} parameters, {checked.params_file}); would write "
                       f"{checked.run_dir}")
                 continue
             run_dir = execution.run(name, args.params, args.set or [], args.out, progress_bar=not args.quiet,
-                                 root=root, threads=args.threads, workers=args.workers, scheduler=args.scheduler)
+                                    root=root, execution=options)
             print(f"{name}: done -> {run_dir}")
         except ParameterError as exc:
             print(f"error: {exc}", file=sys.stderr)

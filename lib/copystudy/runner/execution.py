@@ -1,10 +1,13 @@
 """Run a notebook with papermill into its own results folder, with a manifest.
 
-A run of notebook NAME with parameter set SET goes to results/NAME/SET/ (or --out). Everything that
-can be checked is checked first (`copystudy.runner.plan.prepare`). The run then holds a lock on its folder,
-executes in SET.running/, and is moved into place only when it succeeds, so a failed, interrupted or
-killed run never destroys the last good one; a failed run is kept as SET.failed/ with its partial
-notebook and a manifest naming the cell that was running.
+A run of notebook NAME with parameter set SET goes to results/NAME/SET/ (SET-<hash> with --set, or
+--out). Everything that can be checked is checked first (`copystudy.runner.plan.prepare`). The run
+then holds a lock on its folder, executes in SET.running/, and is moved into place only when it
+succeeds, so a failed, interrupted or killed run never destroys the last good one; a failed run is
+kept as SET.failed/ with its partial notebook and a manifest naming the cell that was running. The
+manifest lists the files the run wrote (`files`); when it replaces an earlier run, whatever that run
+did not write is carried into the new folder (`kept`; see `copystudy.runner.ownership`). Its paths
+are relative to the project, as are papermill's in the executed notebook.
 
 What a notebook reports besides its results reaches the manifest through two files it writes into
 its run folder with `copystudy.common.report`: `inputs.json` (hashes of its input data, `record_input`) and
@@ -147,15 +150,14 @@ def _on_sigterm(signum, frame):
 
 
 def run(name: str, params_file: str | Path | None = None, sets: list[str] = (), out: str | None = None,
-        progress_bar: bool = True, root: Path | None = None, threads: int | None = None,
-        workers: int | None = None, scheduler: str | None = None) -> Path:
+        progress_bar: bool = True, root: Path | None = None, execution: Execution | None = None) -> Path:
     """Execute notebook NAME; returns the finished run folder. Raises ParameterError or RunFailed.
 
-    workers / scheduler: run the notebook's parallel tasks on a local Dask cluster of that many
-    single-threaded workers (at most one per usable core), or on the cluster at that address
+    execution: the kernel's threads, and where the notebook's parallel tasks run: a local Dask cluster
+    of single-threaded workers (at most one per usable core), or the cluster at a scheduler's address
     (`copystudy.common.parallel`)."""
     root = root or project_root()
-    plan = prepare(name, params_file, sets, out, root, Execution(threads, workers, scheduler))
+    plan = prepare(name, params_file, sets, out, root, execution)
     for note in plan.notes:
         print(note, file=sys.stderr)
     run_dir, options = plan.run_dir, plan.execution
