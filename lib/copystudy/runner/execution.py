@@ -127,8 +127,9 @@ def salvage(run_dir: Path) -> Path | None:
     manifest = runfolder.read_json(manifest_path) or {}
     error = {"error": "Killed", "message": "the run stopped without finishing (killed, or the machine stopped)",
              **running_cell(work / "executed.ipynb")}
-    manifest.update(status="killed", error=error, created_by=runfolder.CREATED_BY,
-                    files=sorted({*ownership.written_files(work), "manifest.json"}))  # a working folder is all ours
+    if not isinstance(manifest.get("files"), list):  # killed before it listed its files: its working folder is all ours
+        manifest["files"] = sorted({*ownership.written_files(work), "manifest.json"})
+    manifest.update(status="killed", error=error, created_by=runfolder.CREATED_BY)
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     target = runfolder.failed(run_dir)
     runfolder.replace(work, target)

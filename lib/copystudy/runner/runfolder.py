@@ -221,7 +221,11 @@ def replace(source: Path, target: Path) -> list[str]:
     if os.path.lexists(target):
         if target.is_symlink() or not target.is_dir() or not (is_ours(target) or not any(target.iterdir())):
             raise ParameterError(f"{target} is not copystudy's; the finished run stays in {source}")
-        kept = ownership.carry_over(target, source)
+        try:
+            kept = ownership.carry_over(target, source)
+        except OSError as exc:
+            raise ParameterError(f"could not move {exc.filename} into the new run ({exc.strerror}); nothing was "
+                                 f"deleted: the finished run is in {source}, with what was moved so far") from None
         if kept:
             _note_kept(source, kept)
         left = ownership.foreign_entries(target)
