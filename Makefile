@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:  make study  and  make test.
 # They create .venv with the CPU torch, then exactly the versions in requirements.lock (those the canonical
-# runs used), and the package, and register the 'copystudy' kernel.
+# runs used), and the package, and register the 'copystudy' kernel (its spec sets one torch/BLAS/OpenMP
+# thread, as `copystudy run` does, so a notebook rerun by hand gives the same numbers).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -32,7 +33,7 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PY) -m pip install --quiet --no-deps -r $(LOCK)
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m pip check
-	$(PY) -m ipykernel install --sys-prefix --name copystudy --display-name copystudy
+	$(PY) -c 'from copystudy.runner.kernel import ensure_kernel; ensure_kernel()'
 	touch $@
 
 # Update the lock (pip-tools, in a venv of its own): after changing the dependencies in pyproject.toml,

@@ -91,3 +91,28 @@ def test_bad_image_folders_are_named(project, images, tmp_path):
     whole = png(tmp_path / "whole.png", size=64).read_bytes()
     (images / "carol" / "truncated.png").write_bytes(whole[: len(whole) // 2])
     assert f"data_dir: {images / 'carol' / 'truncated.png'} is not a readable image" in error(images)
+
+
+def test_the_digits_count_is_known_without_loading_them(tmp_path):
+    assert data.image_count(None) == data.DIGITS_COUNT == len(data.digits()[0])
+    root = tmp_path / "images"
+    for i, owner in enumerate(("a", "b", "b")):
+        png(root / owner / f"{i}.png", seed=i)
+    assert data.image_count(root) == 3 and data.image_count(tmp_path / "nope") is None
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not UTF-8 text \\(line 1, column 1: byte 0x89\\)"),
+    (b"text\nthen\x00binary", "is not UTF-8 text \\(line 2, column 5: a NUL byte\\)"),
+    (b"ends inside \xc3", "it ends inside a character"),
+    (b"plain\nthen caf\xe9\n", "is not UTF-8 text \\(line 2, column 9: byte 0xe9\\)"),
+    (b"ok\n" * 10 + b"\xff", "line 11, column 1: byte 0xff"),
+])
+def test_a_file_that_is_not_text_is_named(tmp_path, content, message):
+    path = tmp_path / "f.txt"
+    path.write_bytes(content)
+    for block in (4, 1 << 20):  # the same answer whatever the blocks it is read in
+        with pytest.raises(ValueError, match=message):
+            data.check_text(path, block=block)
+    path.write_bytes("caf\u00e9 \u2013 na\u00efve\n".encode() * 5)
+    data.check_text(path, block=3)  # UTF-8 split across blocks is text

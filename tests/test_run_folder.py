@@ -71,6 +71,7 @@ def test_out_on_a_file_or_an_unwritable_place_is_refused_before_running(cli, tmp
     assert "cannot write" in line
     line = one_line_error(cli("run", "toy", "--quiet", "--out", "/proc/copystudy-test-run"))
     assert "cannot write" in line
+    assert "cannot write" in one_line_error(cli("run", "toy", "--check", "--out", "/proc/copystudy-test-run"))
     assert not list(tmp_path.glob("notes.txt.*"))
 
 
@@ -192,12 +193,16 @@ def good_run(cli, tmp_path):
 @pytest.mark.notebook
 @pytest.mark.slow
 def test_sigint_keeps_the_last_good_run_and_names_the_running_cell(project, good_run):
+    """Ctrl-C in a terminal (SIGINT to the foreground process group): the one-line error, and no traceback
+    from the kernel, whose reply to the interrupted cell finds its sockets closed (zmq's ZMQError)."""
     out, before = good_run
     proc = _start_run(project, out, sleep=120)
     _wait_for_sleep_cell(out)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "KeyboardInterrupt" in stderr and "cell 3 ('from copystudy.common import report')" in stderr
+    assert "Traceback" not in stderr and "ZMQError" not in stderr, stderr
+    assert [ln for ln in stderr.splitlines() if ln.startswith("error:")] == [stderr.splitlines()[-2]]
     assert snapshot(out) == before
     manifest = json.loads((out.with_name("run.failed") / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "TOY_SLEEP" in manifest["error"]["source"]
@@ -248,3 +253,18 @@ def test_is_ours_knows_run_folders_and_working_folders(tmp_path):
     legacy.mkdir()
     (legacy / "manifest.json").write_text(json.dumps({"notebook": "n", "params_file": "p", "git": {}, "versions": {}}))
     assert runfolder.is_ours(legacy)
+
+
+def test_a_killed_run_without_a_notebook_is_noted_as_such(tmp_path, capsys):
+    """The note names the partial notebook only when there is one (a run killed while its kernel started has none)."""
+    from copystudy.runner import execution
+
+    out = tmp_path / "run"
+    work = runfolder.start(out, {"pid": 1})
+    (work / "manifest.json").write_text(json.dumps({"created_by": "copystudy", "status": "running"}))
+    assert execution.salvage(out) == tmp_path / "run.failed"
+    err = capsys.readouterr().err
+    assert err.strip() == (f"note: an earlier run into {out} was killed before its notebook started; its manifest is "
+                           f"in {tmp_path / 'run.failed'}")
+    manifest = json.loads((tmp_path / "run.failed" / "manifest.json").read_text())
+    assert manifest["status"] == "killed" and set(manifest["files"]) == {".copystudy-run", "manifest.json"}

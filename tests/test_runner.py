@@ -99,6 +99,13 @@ def test_run_writes_the_results_tree(project):
     assert not list((project / "results" / "toy").glob("*.lock"))
     assert set(manifest["inputs_sha256"]) == {"numbers"} and manifest["wall_seconds"] > 0
     assert "commit" in manifest["git"] and manifest["started"] <= manifest["finished"]
+    # no path of this machine: the manifest's and the executed notebook's are relative to the project
+    assert manifest["params_file"] == "params/toy/default.yaml" and manifest["notebook"] == "notebooks/01_toy.ipynb"
+    assert str(project) not in (run_dir / "manifest.json").read_text()
+    papermill = json.loads((run_dir / "executed.ipynb").read_text())["metadata"]["papermill"]
+    assert (papermill["input_path"], papermill["output_path"]) == ("notebooks/01_toy.ipynb", "executed.ipynb")
+    # the files the run wrote, which a rerun may replace (and nothing else)
+    assert manifest["files"] == sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file())
     # the same parameters rerun in place; other parameters never overwrite it
     run_cli("run", "toy", "--quiet", "--set", "n=7", cwd=project, env={"COPYSTUDY_ROOT": str(project)})
     assert json.loads((run_dir / "metrics.json").read_text())["n"] == 4

@@ -249,3 +249,24 @@ def test_plan_needs_owners_and_a_sensible_budget(capsys):
     assert "--owners" in capsys.readouterr().err
     assert run("--plan", 5, "--owners", "a,b,c,d", "--estimator", "permutation") == 2
     assert "at least 8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("estimator", ["permutation", "kernel"])
+def test_a_budget_beyond_the_coalitions_reports_the_budget_used(tmp_path, capsys, estimator):
+    """3 owners have 8 coalitions: a budget of 1000 evaluates at most those 8, and says so."""
+    path = write_game(tmp_path / "u.csv", OWNERS, TABLE)
+    assert run(path, "--estimator", estimator, "--budget", 1000, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["budget"] == 8
+    assert run(path, "--estimator", estimator, "--budget", 1000) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        f"({estimator} estimator, budget 8: every coalition of 3 owners, of the 1000 asked)"
+    assert run(path, "--estimator", estimator, "--budget", 6) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"({estimator} estimator, budget 6)"
+
+
+def test_a_folder_is_named_as_a_folder(tmp_path, capsys):
+    assert run(tmp_path) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {tmp_path} is a folder; give the CSV file of coalition "
+                                               "utilities (coalition,utility[,sample])")
+    assert run(tmp_path / "missing.csv") == 2
+    assert "missing.csv: no such file" in capsys.readouterr().err

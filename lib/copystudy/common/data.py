@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+DIGITS_COUNT = 1797  # images in scikit-learn's digits (a test holds it to len(digits()[0])), known without loading them
 
 
 class NotUTF8(ValueError):
@@ -74,16 +75,48 @@ def text_paths(text_files: list[str] | str, name: str = "text_files") -> list[Pa
 
 
 def check_text_files(text_files: list[str] | str, min_docs: int = 1, name: str = "text_files") -> list[Path]:
-    """`text_paths`, and at least `min_docs` of them readable (one file is one document)."""
+    """`text_paths`, each of them text (`check_text`), and at least `min_docs` of them (one file is one document)."""
     paths = text_paths(text_files, name)
     for path in paths:
-        with path.open("rb") as f:
-            f.read(1)
+        check_text(path, name)
     if len(paths) < min_docs:
         raise ValueError(f"{name}: {text_files!r} names {len(paths)} file, and this notebook needs at least "
                          f"{min_docs} documents (it splits whole documents, one per file); give several files "
                          "or a glob such as 'corpus/*.txt'")
     return paths
+
+
+def check_text(path: Path, name: str = "text_files", block: int = 1 << 20) -> None:
+    """ValueError unless the file is UTF-8 text without NUL bytes, naming the first byte that is not (a
+    PNG, a PDF or a zip is named, not trained on). Read in blocks: one pass, little memory."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, line, line_start = 0, 1, 0  # bytes before this block; line number and start offset of its first line
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(block)
+            bad = [i for i in (chunk.find(b"\0"),) if i >= 0]
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                if not chunk:
+                    raise ValueError(f"{name}: {path} is not UTF-8 text (it ends inside a character); give text "
+                                     "files saved as UTF-8") from None
+                bad.append(max(0, exc.start - (len(exc.object) - len(chunk))))  # the decoder holds earlier bytes too
+            if bad:
+                at = min(bad)
+                before = chunk.rfind(b"\n", 0, at)
+                where = (line + chunk.count(b"\n", 0, at), at - before if before >= 0 else offset + at - line_start + 1)
+                what = "a NUL byte" if chunk[at] == 0 else f"byte 0x{chunk[at]:02x}"
+                raise ValueError(f"{name}: {path} is not UTF-8 text (line {where[0]}, column {where[1]}: {what}); "
+                                 "give text files saved as UTF-8")
+            if not chunk:
+                return
+            line += chunk.count(b"\n")
+            last = chunk.rfind(b"\n")
+            line_start = offset + last + 1 if last >= 0 else line_start
+            offset += len(chunk)
 
 
 def text_corpus(text_files: list[str] | str | None = None) -> dict[str, bytes]:
@@ -206,6 +239,17 @@ def text_folder(root: str | Path, suffixes=(".txt", ".md", ".py", ".rst", ".html
     if not owners:
         raise ValueError(f"data_dir: {root} has no owner sub-folders or text files")
     return owners
+
+
+def image_count(data_dir: str | Path | None) -> int | None:
+    """How many images `image_split` reads: the digits', or the image files of data_dir's owner folders
+    (a listing, nothing decoded); None when the folder does not list (the input check says why)."""
+    if data_dir is None:
+        return DIGITS_COUNT
+    try:
+        return sum(len(files) for files in image_paths(data_dir).values())
+    except (OSError, ValueError):
+        return None
 
 
 def image_split(data_dir: str | None = None, image_size: int = 8, heldout_size: int = 300, seed: int = 0):

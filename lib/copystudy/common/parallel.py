@@ -226,6 +226,46 @@ def local_cluster(workers: int):
         os.environ.update(saved)
 
 
+def unreachable(address: str, timeout: float = 5.0) -> str | None:
+    """Why no Dask scheduler answers at `address`, or None: a TCP connection, then Dask's handshake,
+    each given `timeout` seconds (something else listening on the port does not pass)."""
+    import socket
+
+    scheme, sep, rest = address.partition("://")
+    scheme, rest = (scheme, rest) if sep else ("tcp", address)
+    if scheme in ("tcp", "tls"):
+        host, _, port = rest.split("/")[0].rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout):
+                pass
+        except ValueError:
+            return f"expected {scheme}://HOST:PORT"
+        except OSError as exc:
+            return exc.strerror or str(exc) or type(exc).__name__
+    return _identity_problem(address, timeout)
+
+
+def _identity_problem(address: str, timeout: float) -> str | None:
+    """Ask the scheduler at `address` who it is (Dask's `identity` message), within `timeout` seconds."""
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def ask():
+        comm = await connect(address, timeout=timeout)
+        try:
+            await asyncio.wait_for(comm.write({"op": "identity"}), timeout)
+            return await asyncio.wait_for(comm.read(), timeout)
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(ask())
+    except Exception as exc:  # a timeout, a refused connection, or bytes that are not Dask's
+        return f"something answers, but not as a Dask scheduler ({type(exc).__name__})"
+    return None if isinstance(reply, dict) and reply.get("type") == "Scheduler" else "something answers, but not as a Dask scheduler"
+
+
 def check_options(workers: int | None, scheduler: str | None) -> None:
     """ExecutorError (one line) unless the options name at most one executor and a worker count >= 1."""
     if workers is not None and scheduler is not None:

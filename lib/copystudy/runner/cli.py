@@ -46,15 +46,18 @@ def cmd_run(args) -> int:
               file=sys.stderr)
         return 2
     failures = []
+    options = plan.Execution(args.threads, args.workers, args.scheduler)
     for name in names:
         try:
             if args.check:
-                checked = plan.prepare(name, args.params, args.set or [], args.out, root=root)
+                checked = plan.prepare(name, args.params, args.set or [], args.out, root=root, execution=options)
+                for note in checked.notes:
+                    print(note, file=sys.stderr)
                 print(f"{name}: ok ({len(checked.values)} parameters, {checked.params_file}); would write "
                       f"{checked.run_dir}")
                 continue
             run_dir = execution.run(name, args.params, args.set or [], args.out, progress_bar=not args.quiet,
-                                 root=root, threads=args.threads, workers=args.workers, scheduler=args.scheduler)
+                                    root=root, execution=options)
             print(f"{name}: done -> {run_dir}")
         except ParameterError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -99,7 +102,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     run.add_argument("--scheduler", metavar="ADDRESS",
                      help="run them on the Dask cluster at ADDRESS instead (default: $COPYSTUDY_SCHEDULER if set)")
     run.add_argument("--check", action="store_true",
-                     help="check the parameters, the inputs they name and the run folder, then exit without running")
+                     help="check everything a run checks before its kernel starts (parameters and their rules, the "
+                          "inputs and models they name, the run folder, --threads/--workers/--scheduler), then exit")
     run.set_defaults(func=cmd_run)
     for tool, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(tool, help=help_text)

@@ -1,10 +1,13 @@
 """Run a notebook with papermill into its own results folder, with a manifest.
 
-A run of notebook NAME with parameter set SET goes to results/NAME/SET/ (or --out). Everything that
-can be checked is checked first (`copystudy.runner.plan.prepare`). The run then holds a lock on its folder,
-executes in SET.running/, and is moved into place only when it succeeds, so a failed, interrupted or
-killed run never destroys the last good one; a failed run is kept as SET.failed/ with its partial
-notebook and a manifest naming the cell that was running.
+A run of notebook NAME with parameter set SET goes to results/NAME/SET/ (SET-<hash> with --set, or
+--out). Everything that can be checked is checked first (`copystudy.runner.plan.prepare`). The run
+then holds a lock on its folder, executes in SET.running/, and is moved into place only when it
+succeeds, so a failed, interrupted or killed run never destroys the last good one; a failed run is
+kept as SET.failed/ with its partial notebook and a manifest naming the cell that was running. The
+manifest lists the files the run wrote (`files`); when it replaces an earlier run, whatever that run
+did not write is carried into the new folder (`kept`; see `copystudy.runner.ownership`). Its paths
+are relative to the project, as are papermill's in the executed notebook.
 
 What a notebook reports besides its results reaches the manifest through two files it writes into
 its run folder with `copystudy.common.report`: `inputs.json` (hashes of its input data, `record_input`) and
@@ -23,7 +26,6 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -31,12 +33,12 @@ import yaml
 
 from copystudy import PROGRESS_TO
 from copystudy.common import parallel
-from copystudy.runner import runfolder
 from copystudy.common.parallel import THREAD_VARIABLES
+from copystudy.runner import ownership, runfolder
+from copystudy.runner.kernel import KERNEL_NAME, ensure_kernel, kernel_threads, local_kernel_manager  # noqa: F401
 from copystudy.runner.params import ParameterError
-from copystudy.runner.plan import Plan, prepare, project_root
+from copystudy.runner.plan import Execution, Plan, prepare, project_root, relative_to_project
 
-KERNEL_NAME = "copystudy"
 TASK_LOG = "tasks.csv"  # in the run folder: one row per parallel task (copystudy.common.parallel)
 VERSIONED_PACKAGES = ("torch", "numpy", "transformers", "diffusers", "peft", "safetensors", "constriction",
                       "shapiq", "papermill", "nbclient", "ipykernel", "pandas", "matplotlib", "seaborn",
@@ -47,30 +49,7 @@ class RunFailed(RuntimeError):
     """A notebook cell raised, or the run was interrupted; the partial executed notebook is kept."""
 
 
-# ---- kernel, manifest ---------------------------------------------------------------------------
-def ensure_kernel() -> str:
-    """Register this environment's python as the 'copystudy' Jupyter kernel if it is not already."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    def ours() -> bool:
-        try:
-            spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
-        except NoSuchKernel:
-            return False
-        return os.path.abspath(spec.argv[0]) == os.path.abspath(sys.executable)
-
-    if not ours():
-        from ipykernel.kernelspec import install
-
-        install(kernel_name=KERNEL_NAME, display_name="copystudy", prefix=sys.prefix)
-        if not ours():
-            spec = KernelSpecManager().get_kernel_spec(KERNEL_NAME)
-            raise RuntimeError(f"a kernel named {KERNEL_NAME!r} at {spec.resource_dir} runs {spec.argv[0]}, "
-                               f"not this environment's {sys.executable}; remove it "
-                               f"(jupyter kernelspec remove {KERNEL_NAME}) and run again")
-    return KERNEL_NAME
-
-
+# ---- manifest ------------------------------------------------------------------------------------
 def git_state(root: Path) -> dict:
     def git(*args):
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout.strip()
@@ -144,18 +123,24 @@ def _cell_text(error: dict) -> str:
 def salvage(run_dir: Path) -> Path | None:
     """A .running folder left by a killed run becomes .failed, its manifest naming the cell that was running."""
     work = runfolder.running(run_dir)
-    if not (work.is_dir() and runfolder.is_ours(work)):
+    if not (work.is_dir() and not work.is_symlink() and runfolder.is_ours(work)):
         return None
     manifest_path = work / "manifest.json"
     manifest = runfolder.read_json(manifest_path) or {}
     error = {"error": "Killed", "message": "the run stopped without finishing (killed, or the machine stopped)",
              **running_cell(work / "executed.ipynb")}
+    if not isinstance(manifest.get("files"), list):  # killed before it listed its files: its working folder is all ours
+        manifest["files"] = sorted({*ownership.written_files(work), "manifest.json"})
     manifest.update(status="killed", error=error, created_by=runfolder.CREATED_BY)
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     target = runfolder.failed(run_dir)
     runfolder.replace(work, target)
-    print(f"note: an earlier run into {run_dir} was killed in {_cell_text(error)}; its partial notebook is "
-          f"in {target}", file=sys.stderr)
+    if (target / "executed.ipynb").is_file():
+        print(f"note: an earlier run into {run_dir} was killed in {_cell_text(error)}; its partial notebook is "
+              f"in {target}", file=sys.stderr)
+    else:
+        print(f"note: an earlier run into {run_dir} was killed before its notebook started; its manifest is in "
+              f"{target}", file=sys.stderr)
     return target
 
 
@@ -167,40 +152,18 @@ def _on_sigterm(signum, frame):
     raise _Terminated()
 
 
-@contextmanager
-def kernel_threads(threads: int | None):
-    """Thread counts (torch, BLAS, OpenMP) for a kernel started inside the block: `threads`, by default 1.
-
-    The study's models are small: a second thread makes a training step 1.4-1.6x faster on an idle
-    machine and several times slower when it spins against another busy process, and the thread count
-    changes floating-point sums. One thread per process, and more processes (`--workers`) for the
-    parallel parts, keeps a run fast on a shared machine and its numbers the same on any machine."""
-    threads = 1 if threads is None else threads
-    saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
-    os.environ.update({k: str(threads) for k in THREAD_VARIABLES})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-
-
 def run(name: str, params_file: str | Path | None = None, sets: list[str] = (), out: str | None = None,
-        progress_bar: bool = True, root: Path | None = None, threads: int | None = None,
-        workers: int | None = None, scheduler: str | None = None) -> Path:
+        progress_bar: bool = True, root: Path | None = None, execution: Execution | None = None) -> Path:
     """Execute notebook NAME; returns the finished run folder. Raises ParameterError or RunFailed.
 
-    workers / scheduler: run the notebook's parallel tasks on a local Dask cluster of that many
-    single-threaded workers, or on the cluster at that address (`copystudy.common.parallel`)."""
-    if threads is not None and threads < 1:
-        raise ParameterError(f"--threads must be a whole number >= 1, got {threads}")
-    try:
-        parallel.check_options(workers, scheduler)
-    except parallel.ExecutorError as exc:
-        raise ParameterError(str(exc)) from None
+    execution: the kernel's threads, and where the notebook's parallel tasks run: a local Dask cluster
+    of single-threaded workers (at most one per usable core), or the cluster at a scheduler's address
+    (`copystudy.common.parallel`)."""
     root = root or project_root()
-    plan = prepare(name, params_file, sets, out, root)
-    run_dir = plan.run_dir
+    plan = prepare(name, params_file, sets, out, root, execution)
+    for note in plan.notes:
+        print(note, file=sys.stderr)
+    run_dir, options = plan.run_dir, plan.execution
     info = {"pid": os.getpid(), "host": socket.gethostname(), "notebook": name, "run_dir": str(run_dir),
             "started": runfolder.now()}
     with runfolder.locked(run_dir, info) as previous:
@@ -210,7 +173,7 @@ def run(name: str, params_file: str | Path | None = None, sets: list[str] = (), 
         salvaged = salvage(run_dir)
         work = runfolder.start(run_dir, info)
         try:
-            with kernel_threads(threads), parallel.executor(workers, scheduler) as executor_info:
+            with kernel_threads(options.threads), parallel.executor(options.workers, options.scheduler) as executor_info:
                 return _execute(plan, work, list(sets), progress_bar, root, info["started"], executor_info,
                                 keep_failed=bool(salvaged))
         except parallel.ExecutorError as exc:
@@ -231,8 +194,8 @@ def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: 
     (work / "params.yaml").write_text(yaml.safe_dump(plan.values, sort_keys=False))
     kernel = ensure_kernel()
     _quiet_papermill_parameter_warnings()
-    manifest = {"created_by": runfolder.CREATED_BY, "notebook": str(plan.notebook.relative_to(root)),
-                "params_file": str(plan.params_file), "overrides": sets, "seed": plan.values.get("seed"),
+    manifest = {"created_by": runfolder.CREATED_BY, "notebook": relative_to_project(plan.notebook, root),
+                "params_file": relative_to_project(plan.params_file, root), "overrides": sets, "seed": plan.values.get("seed"),
                 "git": git_state(root), "versions": versions(), "machine": machine(), "kernel": kernel,
                 "started": started, "status": "running", "pid": os.getpid(),
                 "threads": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
@@ -272,30 +235,34 @@ def _execute(plan: Plan, work: Path, sets: list[str], progress_bar: bool, root: 
             (work / file).unlink()
     if error:
         manifest["error"] = error
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    _relative_papermill_paths(work / "executed.ipynb", root, plan.notebook)
     (work / runfolder.MARKER).unlink()
+    manifest["files"] = sorted({*ownership.written_files(work), "manifest.json"})  # what a rerun may replace
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     target = runfolder.failed(run_dir) if error else run_dir
     runfolder.replace(work, target)
     if error:
-        raise RunFailed(f"{plan.name}: {_cell_text(error)} failed with {error['error']}: {error['message']}; "
-                        f"partial notebook kept in {target / 'executed.ipynb'}")
+        kept = (f"partial notebook kept in {target / 'executed.ipynb'}" if (target / "executed.ipynb").is_file()
+                else f"no notebook was written; its manifest is in {target}")
+        raise RunFailed(f"{plan.name}: {_cell_text(error)} failed with {error['error']}: {error['message']}; {kept}")
     if not keep_failed:
         runfolder.remove(runfolder.failed(run_dir))
     return run_dir
 
 
-def local_kernel_manager():
-    """jupyter_client's kernel manager with the kernel on local (IPC) sockets rather than TCP ports: the
-    kernel never leaves this machine, opens no port, and does not warn about unencrypted TCP."""
-    from jupyter_client.manager import AsyncKernelManager
-    from traitlets import default
+def _relative_papermill_paths(executed: Path, root: Path, notebook: Path) -> None:
+    """papermill records where the notebook and its output were, as this machine's absolute paths; the
+    committed notebook keeps them relative (to the project, and to the run folder)."""
+    import nbformat
 
-    class LocalKernelManager(AsyncKernelManager):
-        @default("transport")
-        def _default_transport(self):
-            return "ipc"
-
-    return LocalKernelManager
+    try:
+        nb = nbformat.read(str(executed), as_version=nbformat.NO_CONVERT)
+    except Exception:  # missing, or cut off by an interruption: left as it is
+        return
+    meta = nb.get("metadata", {}).get("papermill")
+    if isinstance(meta, dict):
+        meta.update(input_path=relative_to_project(notebook, root), output_path="executed.ipynb")
+        nbformat.write(nb, str(executed))
 
 
 def _main_thread() -> bool:

@@ -1,10 +1,12 @@
 """A checked run: which notebook, with which parameter values, into which folder.
 
 `prepare` does everything that can be checked before a kernel starts, and writes nothing: the
-notebook's parameter declarations (`copystudy.runner.params`), the defaults < the parameter file < --set
-values, each checked against its spec and the notebook's rules across parameters
-(`copystudy.runner.rules`), the files and folders they name, and the run folder and its lock
-(`copystudy.runner.runfolder`). `python -m copystudy run NAME --check` is `prepare` alone.
+execution options (--threads, --workers, --scheduler), the notebook's parameter declarations
+(`copystudy.runner.params`), the defaults < the parameter file < --set values, each checked against
+its spec and the notebook's rules across parameters (`copystudy.runner.rules`), the files and folders
+they name, the models they name, and the run folder and its lock (`copystudy.runner.runfolder`).
+`python -m copystudy run NAME --check` is `prepare` alone, so it refuses whatever a run would refuse
+before its kernel starts.
 """
 
 from __future__ import annotations
@@ -12,14 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from copystudy.runner import runfolder
-from copystudy.runner.rules import check_rules
+from copystudy.runner.rules import check_rules, model_specs
 from copystudy.runner.params import Parameter, ParameterError, declared_parameters, read_params_file, yaml_value
 
 PATH_KEY_SUFFIXES = ("_dir", "_path", "_file", "_files")
@@ -164,13 +165,34 @@ def params_hash(values: dict) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def relative_to_project(path: Path, root: Path) -> str:
+    """A path inside the project as a path relative to it ('params/x/default.yaml'), any other as it is:
+    a run's manifest names no folder of the machine that made it."""
+    try:
+        return Path(path).absolute().relative_to(Path(root).absolute()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _real(run_dir: Path, notes: list[str], given: str) -> Path:
+    """The run folder with every symbolic link resolved: a run replaces its folder, and a link (to an
+    earlier run, say) would be replaced rather than the folder it points to."""
+    real = Path(os.path.realpath(run_dir))
+    if run_dir.is_symlink():
+        notes.append(f"note: {given} {run_dir} is a symbolic link; the run writes to the folder it points to, {real}")
+    return real
+
+
 def choose_run_dir(name: str, values: dict, params_file: Path, sets: list[str], out: str | None,
-                   root: Path) -> Path:
-    """results/NAME/<set>[-<hash>] or --out; never a folder that holds a run with other parameters, and
-    never one the runner could not write or must not replace (see runfolder.check_writable)."""
-    protected = [Path.cwd(), root]
+                   root: Path, notes: list[str] | None = None) -> Path:
+    """results/NAME/<set>[-<hash>] or --out, symbolic links resolved; never a folder that holds a run
+    with other parameters, and never one the runner could not write or must not replace (see
+    runfolder.check_writable). What the user should know is appended to `notes`."""
+    notes = [] if notes is None else notes
+    protected = [Path(os.path.realpath(p)) for p in (Path.cwd(), root)]
     if out:
         run_dir = Path(os.path.abspath(Path(out).expanduser()))  # "." and ".." resolved, so nothing hides behind them
+        run_dir = _real(run_dir, notes, "--out")
         runfolder.check_writable(run_dir, protected)
         if _holds_other_params(run_dir, values):
             raise ParameterError(f"--out {run_dir} holds a run with different parameters; "
@@ -178,10 +200,11 @@ def choose_run_dir(name: str, values: dict, params_file: Path, sets: list[str], 
         return run_dir
     base = root / "results" / name
     stem = params_file.stem if not sets else f"{params_file.stem}-{params_hash(values)}"
-    run_dir = base / stem
+    run_dir = _real(base / stem, notes, "the run folder")
     if _holds_other_params(run_dir, values):
-        run_dir = base / f"{params_file.stem}-{params_hash(values)}"
-        print(f"note: {base / stem} holds a run with other parameters; writing to {run_dir}", file=sys.stderr)
+        other = _real(base / f"{params_file.stem}-{params_hash(values)}", notes, "the run folder")
+        notes.append(f"note: {run_dir} holds a run with other parameters; writing to {other}")
+        run_dir = other
     runfolder.check_writable(run_dir, protected)
     return run_dir
 
@@ -196,31 +219,114 @@ def _holds_other_params(run_dir: Path, values: dict) -> bool:
         return True
 
 
+@dataclass(frozen=True)
+class Execution:
+    """Where and how the kernel runs: not parameters, they change no number (see README, Speed)."""
+
+    threads: int | None = None    # torch/BLAS/OpenMP threads of the kernel (None: 1)
+    workers: int | None = None    # a local Dask cluster of this many single-threaded workers
+    scheduler: str | None = None  # or the Dask cluster at this address
+
+
+def check_execution(options: Execution, notes: list[str]) -> Execution:
+    """The options as a run will use them: --threads >= 1, one executor, and --workers at most the
+    usable cores (a cluster of your own, --scheduler, has no such cap); a note says when it was capped."""
+    from copystudy.common import parallel
+
+    if options.threads is not None and options.threads < 1:
+        raise ParameterError(f"--threads must be a whole number >= 1, got {options.threads}")
+    try:
+        parallel.check_options(options.workers, options.scheduler)
+    except parallel.ExecutorError as exc:
+        raise ParameterError(str(exc)) from None
+    cores = parallel.usable_cores()
+    if options.workers is not None and options.workers > cores:
+        notes.append(f"note: --workers {options.workers} is more than the {cores} cores this run may use; starting "
+                     f"{cores} workers (--scheduler ADDRESS runs tasks on a cluster of yours, without this cap)")
+        return Execution(options.threads, cores, options.scheduler)
+    return options
+
+
+def check_scheduler(options: Execution) -> None:
+    """The Dask scheduler the run would use (--scheduler, else $COPYSTUDY_SCHEDULER) answers, or one line."""
+    from copystudy.common import parallel
+
+    if options.workers is not None:
+        return
+    address = options.scheduler or parallel.scheduler_address()
+    problem = parallel.unreachable(address) if address else None
+    if problem:
+        given = "--scheduler" if options.scheduler else f"${parallel.SCHEDULER_ENV}"
+        raise ParameterError(f"{given} {address}: no Dask scheduler answers there ({problem})")
+
+
+def check_models(values: dict) -> None:
+    """Every model spec among the parameters (`rules.model_specs`), before anything trains: a named
+    pretrained model must be a local folder, or, under HF_HUB_OFFLINE=1, in the local Hugging Face
+    cache (looked up there, no network). Each spec's keys were checked against its family's declared
+    options by the rules (`rules.check_rules`)."""
+    for key, spec in model_specs(values):
+        name = spec.get("name_or_path")
+        if isinstance(name, str) and name:
+            problem = pretrained_problem(name)
+            if problem:
+                raise ParameterError(f"{key}.name_or_path: {problem}")
+
+
+def pretrained_problem(name: str) -> str | None:
+    """Why the pretrained model `name` cannot be loaded here, or None (as models.loading.resolve decides,
+    without importing torch)."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return None
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or path.exists():
+        return f"{name} is not a folder holding a saved model"
+    if os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() not in ("1", "true", "yes", "on"):
+        return None  # a hub id, downloaded on first use
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(name, local_files_only=True)
+    except Exception:  # not cached, or not a valid hub id
+        return (f"{name!r} is neither a local folder nor in the local Hugging Face cache, and HF_HUB_OFFLINE=1 "
+                "forbids downloading it; download it once with network access, or give a local folder")
+    return None
+
+
 @dataclass
 class Plan:
-    """A checked run: the notebook, its parameter values, the params file and the run folder."""
+    """A checked run: the notebook, its parameter values, the params file, the run folder, the execution
+    options as the run will use them, and notes for the user (a capped --workers, a resolved link)."""
 
     name: str
     notebook: Path
     values: dict
     params_file: Path
     run_dir: Path
+    execution: Execution = Execution()
+    notes: list = field(default_factory=list)
 
 
 def prepare(name: str, params_file: str | Path | None = None, sets: list[str] = (), out: str | None = None,
-            root: Path | None = None) -> Plan:
+            root: Path | None = None, execution: Execution | None = None) -> Plan:
     """Everything that can be checked before a kernel starts; ParameterError (one line) if anything is off.
 
-    Parameters against their specs, the inputs they name on disk, the run folder (new or ours,
-    writable) and its lock (no live run writes it). Writes nothing: `run NAME --check` is this alone.
+    The execution options, parameters against their specs and rules, the inputs they name on disk, the
+    models they name, the run folder (new or ours, writable, not inside another run) and its lock (no
+    live run writes it), and the Dask scheduler if one is named. Writes nothing: `run NAME --check` is
+    this alone.
     """
+    notes: list[str] = []
+    options = check_execution(execution or Execution(), notes)
     root = root or project_root()
     notebook = find_notebook(name, root)
     declared = declared_parameters(notebook)
     values, params_file = resolve_parameters(name, params_file, list(sets), root, declared)
     check_inputs(declared, values)
-    run_dir = choose_run_dir(name, values, params_file, list(sets), out, root)
+    check_models(values)
+    run_dir = choose_run_dir(name, values, params_file, list(sets), out, root, notes)
     holder = runfolder.lock_holder(run_dir)
     if holder is not None:
         raise runfolder.RunLocked.held_by(run_dir, holder)
-    return Plan(name, notebook, values, params_file, run_dir)
+    check_scheduler(options)
+    return Plan(name, notebook, values, params_file, run_dir, options, notes)

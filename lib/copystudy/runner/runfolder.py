@@ -1,9 +1,11 @@
 """Run folders: which folders a run may write, replace or delete, and the lock that keeps two runs apart.
 
 A run of RUN_DIR works in RUN_DIR.running/, which becomes RUN_DIR/ when it succeeds and RUN_DIR.failed/
-when it fails; RUN_DIR.lock holds the lock. The runner deletes or replaces a folder only when it is
-its own: a run folder (manifest.json written by copystudy) or a working folder (our marker file
-inside). Anything else the user has is refused before the notebook starts, never touched.
+when it fails; RUN_DIR.lock holds the lock. The runner replaces a folder only when it is its own: a
+run folder (manifest.json written by copystudy) or a working folder (our marker file inside). Even
+then it deletes only what the earlier run wrote: anything a user added there is carried into the new
+run folder (`copystudy.runner.ownership`). Any other folder of the user's is refused before the
+notebook starts, never touched; so is a run folder inside another run's folder.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import fcntl
 import json
 import os
 import shutil
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from copystudy.runner import ownership
 from copystudy.runner.params import ParameterError
 
 MARKER = ".copystudy-run"  # inside RUN_DIR.running/ and RUN_DIR.failed/: who made it
@@ -63,12 +67,21 @@ def is_ours(folder: Path) -> bool:
     return manifest.get("created_by") == CREATED_BY or {"notebook", "params_file", "git", "versions"} <= set(manifest)
 
 
+def enclosing_run(run_dir: Path) -> Path | None:
+    """The run folder (or working folder) of ours that holds `run_dir`, if any."""
+    for parent in Path(run_dir).parents:
+        if parent.is_dir() and is_ours(parent):
+            return parent
+    return None
+
+
 def check_writable(run_dir: Path, protected: list[Path] = ()) -> None:
     """Refuse, before anything runs, a run folder this runner could not write or must not replace.
 
-    Refused: an existing file; a folder with contents that is not a run folder of ours; a
-    RUN_DIR.running or RUN_DIR.failed that is not ours; the current folder, the project or a folder
-    holding them; a place where no folder can be created.
+    Refused: an existing file; a folder with contents that is not a run folder of ours; a folder
+    inside a run folder of ours; a RUN_DIR.running or RUN_DIR.failed that is not ours (or is a link);
+    the current folder, the project or a folder holding them; a place where no folder can be created
+    (tried by making and removing an empty folder there, so /proc or a read-only disk is found now).
     """
     run_dir = Path(run_dir)
     for keep in protected:
@@ -77,6 +90,10 @@ def check_writable(run_dir: Path, protected: list[Path] = ()) -> None:
             what = "is" if run_dir == keep else "contains"
             raise ParameterError(f"--out {run_dir} {what} the folder you run from or the project ({keep}), which a "
                                  f"run would replace; give a new folder, e.g. --out {run_dir / 'my-run'}")
+    outer = enclosing_run(run_dir)
+    if outer is not None:
+        raise ParameterError(f"--out {run_dir} is inside the run folder {outer}, whose results it would mix with; "
+                             f"give a folder outside it, e.g. --out {outer.parent / (outer.name + '-' + run_dir.name)}")
     if run_dir.exists() and not run_dir.is_dir():
         raise ParameterError(f"--out {run_dir} is a file, not a folder; give a new folder for the run")
     if run_dir.is_dir() and any(run_dir.iterdir()) and not is_ours(run_dir):
@@ -84,8 +101,9 @@ def check_writable(run_dir: Path, protected: list[Path] = ()) -> None:
                              f"of ours), and a run replaces its folder; give a new or empty folder, e.g. "
                              f"--out {run_dir / 'my-run'}")
     lock = lock_file(run_dir)
-    foreign = [f for f in (running(run_dir), failed(run_dir)) if f.exists() and not (f.is_dir() and is_ours(f))]
-    foreign += [lock] if lock.exists() and not lock.is_file() else []
+    foreign = [f for f in (running(run_dir), failed(run_dir))
+               if os.path.lexists(f) and (f.is_symlink() or not (f.is_dir() and is_ours(f)))]
+    foreign += [lock] if os.path.lexists(lock) and (lock.is_symlink() or not lock.is_file()) else []
     if foreign:
         raise ParameterError(f"{foreign[0]} exists and is not copystudy's; the run would replace it. Move it "
                              "away or choose another --out")
@@ -94,6 +112,10 @@ def check_writable(run_dir: Path, protected: list[Path] = ()) -> None:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise ParameterError(f"cannot write {run_dir}: {parent} is not a folder this user can write to")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".copystudy-probe-", dir=parent))
+    except OSError as exc:
+        raise ParameterError(f"cannot write {run_dir}: {parent} takes no new folders ({exc.strerror})") from None
 
 
 def holder_text(info: dict | None) -> str:
@@ -189,19 +211,49 @@ def start(run_dir: Path, info: dict) -> Path:
     return work
 
 
-def replace(source: Path, target: Path) -> None:
-    """Move our folder `source` to `target`, replacing `target` only if it is ours (or empty)."""
-    if target.exists():
-        if target.is_dir() and (is_ours(target) or not any(target.iterdir())):
-            shutil.rmtree(target)
-        else:
+def replace(source: Path, target: Path) -> list[str]:
+    """Move our folder `source` to `target`, replacing `target` only if it is ours (or empty).
+
+    What the earlier run in `target` did not write (its manifest's file list) is the user's: it is
+    moved into `source` first and named in source's manifest (`kept`), so only the earlier run's own
+    files are deleted. Returns the paths kept, relative to the run folder."""
+    kept = []
+    if os.path.lexists(target):
+        if target.is_symlink() or not target.is_dir() or not (is_ours(target) or not any(target.iterdir())):
             raise ParameterError(f"{target} is not copystudy's; the finished run stays in {source}")
+        try:
+            kept = ownership.carry_over(target, source)
+        except OSError as exc:
+            raise ParameterError(f"could not move {exc.filename} into the new run ({exc.strerror}); nothing was "
+                                 f"deleted: the finished run is in {source}, with what was moved so far") from None
+        if kept:
+            _note_kept(source, kept)
+        left = ownership.foreign_entries(target)
+        if left:  # added while we moved the others: leave everything where it is
+            raise ParameterError(f"{target / left[0]} appeared while the run finished; nothing was deleted, the "
+                                 f"finished run stays in {source}")
+        shutil.rmtree(target)
     source.rename(target)
+    return kept
+
+
+def _note_kept(folder: Path, kept: list[str]) -> None:
+    manifest_path = folder / "manifest.json"
+    manifest = read_json(manifest_path)
+    if isinstance(manifest, dict):
+        manifest["kept"] = kept
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def remove(folder: Path) -> None:
-    """Delete a folder only if it is ours."""
-    if folder.is_dir() and is_ours(folder):
+    """Delete a folder only if it is ours, and only if it holds nothing of the user's (then it stays)."""
+    if folder.is_dir() and not folder.is_symlink() and is_ours(folder):
+        left = ownership.foreign_entries(folder)
+        if left:
+            import sys
+
+            print(f"note: {folder} holds files that are not the run's ({left[0]}); it is left in place", file=sys.stderr)
+            return
         shutil.rmtree(folder)
 
 

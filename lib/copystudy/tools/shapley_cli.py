@@ -79,6 +79,8 @@ def _parse_coalition(field: str, line: int) -> frozenset[str]:
 def read_utilities(path: str | Path) -> dict[frozenset[str], float]:
     """Read the CSV into coalition -> utility (averaged over samples when there is a sample column)."""
     path = Path(path)
+    if path.is_dir():
+        raise GameError(f"{path} is a folder; give the CSV file of coalition utilities (coalition,utility[,sample])")
     if not path.is_file():
         raise GameError(f"{path}: no such file")
     try:
@@ -253,6 +255,8 @@ def solve(path, estimator: str = "exact", budget: int | None = None, seed: int =
         weights = 1 << np.arange(n)
         phi = estimate(lambda c: table[np.atleast_2d(c).astype(np.int64) @ weights], n, budget)
     shares = royalty_shares(phi)
+    if estimator != "exact" and budget > 2**n:  # a game has no more coalitions than 2^n to evaluate
+        budget = 2**n
     return {"owners": owners, "estimator": estimator, "budget": None if estimator == "exact" else budget,
             "seed": seed, "shapley": dict(zip(owners, map(float, phi))),
             "shares": dict(zip(owners, map(float, shares)))}
@@ -294,5 +298,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"{'owner':<{width}}  {'shapley':>12}  {'share':>7}")
     for owner in result["owners"]:
         print(f"{owner:<{width}}  {result['shapley'][owner]:>12.6g}  {result['shares'][owner]:>7.2%}")
-    print(f"({result['estimator']} estimator" + (f", budget {result['budget']}" if result["budget"] else "") + ")")
+    budget = f", budget {result['budget']}" if result["budget"] else ""
+    if result["budget"] and args.budget and args.budget > result["budget"]:
+        budget += f": every coalition of {len(result['owners'])} owners, of the {args.budget} asked"
+    print(f"({result['estimator']} estimator{budget})")
     return 0

@@ -14,6 +14,14 @@ HEADLINES = [("canary_info_bits_mean", "canary secret, bits (analytic 19.9)", ".
 
 
 def rules(v: dict) -> str | None:
+    from copystudy.common.data import image_count
+
+    images = image_count(v["data_dir"])
+    if images is not None and images - v["heldout_size"] < v["image_folds"]:
+        source = "scikit-learn's digits" if v["data_dir"] is None else f"data_dir {v['data_dir']}"
+        return (f"heldout_size={v['heldout_size']} leaves {max(images - v['heldout_size'], 0)} of the {images} images "
+                f"of {source} as works, fewer than image_folds={v['image_folds']} (every fold needs a work); "
+                f"set heldout_size to at most {images - v['image_folds']}")
     if v["n_train"] < v["image_folds"]:
         return (f"n_train={v['n_train']} works cannot fill image_folds={v['image_folds']} folds: every fold needs "
                 "a work (every model trains on every fold but one)")

@@ -15,6 +15,12 @@ HEADLINES = [("extraction_rate_high_budget_by_n", "extraction rate by training-s
 
 
 def rules(v: dict) -> str | None:
+    from copystudy.common.data import image_count
+
+    images = image_count(v["data_dir"])
+    if images is not None and v["heldout_size"] >= images:
+        return (f"heldout_size={v['heldout_size']} leaves no training images: {_source(v)} has {images} images; "
+                f"set heldout_size below {images}")
     line = len("\naccount 0000 has PIN ") + 2 * v["n_digits"] - 1  # a canary line after a line break
     if v["lm_context"] < line:
         return (f"lm_context={v['lm_context']} is shorter than a canary line after a line break ({line} bytes with "
@@ -23,3 +29,7 @@ def rules(v: dict) -> str | None:
         return (f"n_candidates={v['n_candidates']} exceeds the {10 ** v['n_digits'] - 1} other secrets of "
                 f"{v['n_digits']} digits")
     return None
+
+
+def _source(v: dict) -> str:
+    return "scikit-learn's digits" if v["data_dir"] is None else f"data_dir {v['data_dir']}"

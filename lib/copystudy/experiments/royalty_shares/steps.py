@@ -24,6 +24,7 @@ from copystudy.attribution import coalition_game, coalition_utility, royalty, sh
 from copystudy.common import intervals, parallel
 from copystudy.common.data import digits, image_folder
 from copystudy.common.glyphs import glyph_owners as render_glyph_owners
+from copystudy.experiments.royalty_shares import folder_roles
 
 DATASETS = ("typefaces", "digits")
 REIMPLEMENTATION_SHARES = (0.26, 0.45)  # the prompted brand's shares among 4 FlickrLogos brands, Stable Diffusion + LoRA
@@ -43,11 +44,10 @@ def folder_game_data(data_dir: str, data_dir_public, n_folder_owners: int, image
     """The reader's folder: the first n_folder_owners sub-folders are owners (or all but data_dir_public)."""
     folders = image_folder(data_dir, image_size, channels=3 if pretrained else 1)
     names = list(folders)
-    public_names = list(data_dir_public) if data_dir_public is not None else names[n_folder_owners:]
+    owner_names, public_names = folder_roles(names, data_dir_public, n_folder_owners)
     unknown = [p for p in public_names if p not in folders]
     if unknown:
         raise ValueError(f"data_dir_public {unknown} are not sub-folders of {data_dir}; valid: {names}")
-    owner_names = [n for n in names if n not in public_names][: n_folder_owners if data_dir_public is None else None]
     if not owner_names or (not public_names and not pretrained):
         raise ValueError(f"data_dir needs owner and public sub-folders; got owners {owner_names}, public {public_names}")
     return {n: folders[n] for n in owner_names}, {n: folders[n] for n in public_names}
