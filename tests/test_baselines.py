@@ -52,12 +52,13 @@ def test_streams_accounting_is_the_container_less_its_fixed_bytes(name):
 @pytest.mark.parametrize("name", list(baselines.COMPRESSORS))
 def test_streams_accounting_is_honest_at_one_byte_chunks(name):
     """Issue 20: at 1-byte chunks the paper's accounting charged a chunk (nearly) nothing -- gzip, zstd,
-    brotli and PPMd 0 bytes in total beyond the first. A byte cannot be coded in less than... anything
-    the decoder can find: every chunk's stream costs at least a byte, in the streams accounting."""
+    brotli and PPMd 0 bytes in total beyond the first. In the streams accounting every chunk's own
+    stream costs at least a byte."""
     pieces = coding.chunks(TEXT[:40], 1)  # xz -9e takes 50 ms a chunk (a 64 MB dictionary)
     paper = baselines.compressed_size(name, pieces, "paper")
     honest = baselines.compressed_size(name, pieces, "streams")
-    assert honest >= len(pieces) > paper
+    assert honest >= len(pieces)
+    assert paper - baselines.get(name).header_bytes() < len(pieces) - 1  # < 1 byte per extra chunk
     with pytest.raises(ValueError, match="accounting"):
         baselines.compressed_size(name, pieces, "cheap")
 

@@ -46,9 +46,10 @@ def _round(value: Decimal) -> int:
 
 @lru_cache(maxsize=None)
 def exp_table(bits: int) -> np.ndarray:
-    """round(exp(-d / 2**FRAC) * 2**bits) for d = 0, 1, ... while it is above 0, then a final 0.
+    """exp(-d / 2**FRAC) * 2**bits within one unit, for d = 0, 1, ... while it is above 0, then a final 0.
 
-    Built from exact decimal values 2**-6 apart times exact ones 2**-12 apart, multiplied in integers."""
+    Built from exact decimal values 2**-6 apart times exact ones 2**-12 apart (each rounded at 2**-30),
+    multiplied in integers and rounded."""
     fine_steps = 1 << (FRAC - EXP_COARSE)
     span = int(np.ceil((bits + 1) * np.log(2))) + 1  # exp(-span) * 2**bits < 1/2
     with localcontext() as ctx:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from copystudy.compression import coding
+from copystudy.compression.fixed_point import TorchOps
 from copystudy.compression.integer_lm import IntegerGPT2, IntegerPredictor
 
 MAGIC = b"\x89LMZ"
@@ -132,12 +133,21 @@ def _groups(n_streams: int, processes: int) -> list[range]:
     return coding.stream_groups(n_streams, size)
 
 
+def _predictor(model: IntegerGPT2, backend: str, processes: int) -> tuple[IntegerPredictor, int]:
+    """The predictor on numpy (in `processes` forked workers) or torch (here: torch and fork do not mix)."""
+    if backend == "torch":
+        return IntegerPredictor(model, TorchOps()), 1
+    if backend != "numpy":
+        raise ValueError(f"backend must be numpy or torch, got {backend!r}")
+    return IntegerPredictor(model), processes
+
+
 def encode(data: bytes, model: IntegerGPT2, chunk_size: int = 2048, processes: int = 1,
-           progress=None) -> tuple[bytes, coding.Coded]:
+           progress=None, backend: str = "numpy") -> tuple[bytes, coding.Coded]:
     """The .lmz file of `data` (chunk_size 0: one stream), and its coding details (`coding.Coded`)."""
     data = bytes(data)
     pieces = coding.chunks(data, chunk_size or None)
-    predictor = IntegerPredictor(model)
+    predictor, processes = _predictor(model, backend, processes)
     groups = [[pieces[i] for i in g] for g in _groups(len(pieces), processes)]
     coded = coding.code_groups([("encode", predictor, g) for g in groups], processes, progress)
     streams = [np.asarray(s, dtype="<u4") for c in coded for s in c.streams]
@@ -150,7 +160,7 @@ def encode(data: bytes, model: IntegerGPT2, chunk_size: int = 2048, processes: i
     return header.pack() + payload, whole
 
 
-def decode(blob: bytes, model: IntegerGPT2, processes: int = 1, progress=None) -> bytes:
+def decode(blob: bytes, model: IntegerGPT2, processes: int = 1, progress=None, backend: str = "numpy") -> bytes:
     """The original bytes of an .lmz file. Everything that can be checked is checked before decoding
     (format, model, length, payload checksum), and the result against the original's SHA-256 after:
     LmzError (one line) when anything does not match."""
@@ -169,7 +179,7 @@ def decode(blob: bytes, model: IntegerGPT2, processes: int = 1, progress=None) -
         raise LmzError("its payload is corrupt: the chunk table does not match the payload's length")
     words = np.frombuffer(payload, dtype="<u4", offset=pos, count=sum(counts)).astype(np.uint32)
     streams = np.split(words, np.cumsum(counts)[:-1]) if counts else []
-    predictor = IntegerPredictor(model)
+    predictor, processes = _predictor(model, backend, processes)
     jobs = [("decode", predictor, (coding.Coded([streams[i] for i in g], [lengths[i] for i in g], 0.0), True))
             for g in _groups(len(lengths), processes)]
     try:
