@@ -242,10 +242,11 @@ def gelu(ops, u, table):
     return ops.where(u >= half, u, g)
 
 
-def attention(ops, q, keys, values, mask, table):
-    """softmax(q keys^T) values in integers (units 2**-FRAC in and out; the 1/sqrt(head size) is in q):
-    exp(score - max) from the table in units of 2**-16, one exact product, one division per output."""
-    scores = q @ ops.permute(keys, 0, 1, 3, 2)  # units 2**-2FRAC, exact
+def attention(ops, q, keys_t, values, mask, table):
+    """softmax(q keys^T) values in integers (units 2**-FRAC in and out; the 1/sqrt(head size) is in q;
+    keys_t: the keys transposed, [..., head size, positions]): exp(score - max) from the table in units
+    of 2**-16, one exact product, one division per output."""
+    scores = q @ keys_t  # units 2**-2FRAC, exact
     if mask is not None:
         scores = ops.where(mask, -(2.0**60), scores)
     d = ops.rowmax(scores) - scores

@@ -167,8 +167,8 @@ class IntegerPredictor:
         if s != self.window:  # a new window: empty the cache and feed its bytes so far in one pass
             self.window, self.n = s, 0
             e, h = self.model.wte.shape[1], self.model.n_head
-            shape = (self.batch, h, self.model.context, e // h)
-            self.keys = [self.ops.zeros(shape) for _ in self.model.layers]
+            shape, shape_t = (self.batch, h, self.model.context, e // h), (self.batch, h, e // h, self.model.context)
+            self.keys = [self.ops.zeros(shape_t) for _ in self.model.layers]  # transposed: q @ K is one product
             self.values = [self.ops.zeros(shape) for _ in self.model.layers]
             tokens = np.stack(self.history[s:t], axis=1)
         else:
@@ -188,10 +188,10 @@ class IntegerPredictor:
             attn, proj, fc, fc_proj = layer
             qkv = attn(ops, fp.layer_norm(ops, x, m.eps)).reshape(B, rows, 3, H, -1)
             q, k, v = ops.permute(qkv, 2, 0, 3, 1, 4)  # each [B, H, rows, hd]
-            K[:, :, n:end], V[:, :, n:end] = k, v
+            K[:, :, :, n:end], V[:, :, n:end] = ops.permute(k, 0, 1, 3, 2), v
             if i == last and rows > 1:  # past the last layer's keys and values, only the last position matters
                 q, mask, x, rows = q[:, :, -1:], None, x.reshape(B, rows, -1)[:, -1], 1
-            y = fp.attention(ops, q, K[:, :, :end], V[:, :, :end], mask, self.exp16)
+            y = fp.attention(ops, q, K[:, :, :, :end], V[:, :, :end], mask, self.exp16)
             x = ops.clip_(x + proj(ops, ops.permute(y, 0, 2, 1, 3).reshape(B * rows, -1), None), -self.resid, self.resid)
             u = fp.gelu(ops, fc(ops, fp.layer_norm(ops, x, m.eps)), self.gelu)
             x = ops.clip_(x + fc_proj(ops, u, None), -self.resid, self.resid)
