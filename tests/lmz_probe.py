@@ -6,6 +6,7 @@ decodes the reference file (written under another configuration) to the text."""
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def main(run_dir: str, text_file: str, reference: str, backend: str, processes: 
     from copystudy.compression import fixed_point, integer_lm, lmz, predictors
     from copystudy.tools.compress_cli import load_model
 
-    torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "1")))
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     lm = load_model(run_dir)
     model = integer_lm.IntegerGPT2.from_lm(lm)
     text = Path(text_file).read_bytes()

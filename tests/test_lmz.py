@@ -2,11 +2,11 @@
 (another model, damaged files, an existing output), and the same bytes under every BLAS kernel, thread
 count, process count and array library this machine offers."""
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -172,8 +172,7 @@ def test_every_configuration_writes_and_reads_the_same_bytes(runs, model, tmp_pa
     results += [probe(runs, text, reference, "SkylakeX", t, backend="torch") for t in (1, 2)]
     kernels = {r["kernel"] for r in results}
     assert all(r["decodes"] for r in results), [r for r in results if not r["decodes"]]
-    assert len({r["lmz"] for r in results}) == 1 and {r["lmz"] for r in results} == {
-        __import__("hashlib").sha256(reference.read_bytes()).hexdigest()}
+    assert {r["lmz"] for r in results} == {hashlib.sha256(reference.read_bytes()).hexdigest()}
     assert len({r["integer_rows"] for r in results}) == 1
     print("\nkernels:", sorted(k for k in kernels if k), "configurations:", len(results))
     by_kernel = {r["kernel"]: r["float_rows"] for r in results if r["backend"] == "numpy"}

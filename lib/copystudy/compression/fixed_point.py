@@ -106,9 +106,6 @@ class NumpyOps:
     def clip_(self, x, lo, hi):
         return np.clip(x, lo, hi, out=x)
 
-    def minimum_(self, x, hi):
-        return np.minimum(x, hi, out=x)
-
     def rowsum(self, x):
         return x.sum(-1, keepdims=True)
 
@@ -124,8 +121,8 @@ class NumpyOps:
     def arange(self, n):
         return np.arange(n)
 
-    def lookup(self, table, index):  # table[index] for a non-negative float index (truncated)
-        return table[index.astype(np.int64)]
+    def lookup(self, table, index):  # table[index], the float index truncated and clipped into the table
+        return np.take(table, index.astype(np.int64), mode="clip")
 
     def add_to_first_max(self, x, scores, amount):  # x[i, argmax(scores[i])] += amount[i]
         x[np.arange(len(x)), scores.argmax(-1)] += amount[:, 0]
@@ -161,9 +158,6 @@ class TorchOps(NumpyOps):
     def clip_(self, x, lo, hi):
         return x.clamp_(lo, hi)
 
-    def minimum_(self, x, hi):
-        return x.clamp_(max=hi)
-
     def rowsum(self, x):
         return x.sum(-1, keepdim=True)
 
@@ -181,7 +175,7 @@ class TorchOps(NumpyOps):
         return self.torch.arange(n)
 
     def lookup(self, table, index):
-        return table[index.to(self.torch.int64)]
+        return table[index.to(self.torch.int64).clamp_(0, len(table) - 1)]
 
     def add_to_first_max(self, x, scores, amount):
         x[self.torch.arange(len(x)), scores.argmax(-1)] += amount[:, 0]  # argmax: the first maximum
@@ -229,17 +223,15 @@ def layer_norm(ops, x, eps: int):
 
 
 def exp_neg(ops, d, table):
-    """table's exp(-d) for d >= 0 in units of 2**-FRAC (fractions truncated; beyond the table it is 0);
-    d is overwritten."""
-    return ops.lookup(table, ops.minimum_(d, len(table) - 1))
+    """table's exp(-d) for d >= 0 in units of 2**-FRAC (fractions truncated; beyond the table it is 0).
+    d stays below 2**62 (logits and scores are clipped), so its integer conversion is defined everywhere."""
+    return ops.lookup(table, d)
 
 
 def gelu(ops, u, table):
     """GPT-2's tanh GELU of u (units 2**-FRAC) from `gelu_table`; x itself above 8, 0 below -8."""
     half = len(table) // 2
-    index = u + half
-    g = ops.lookup(table, ops.clip_(index, 0, len(table) - 1))
-    return ops.where(u >= half, u, g)
+    return ops.where(u >= half, u, ops.lookup(table, u + half))
 
 
 def attention(ops, q, keys_t, values, mask, table):

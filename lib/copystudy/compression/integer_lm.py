@@ -196,4 +196,4 @@ class IntegerPredictor:
             u = fp.gelu(ops, fc(ops, fp.layer_norm(ops, x, m.eps)), self.gelu)
             x = ops.clip_(x + fc_proj(ops, u, None), -self.resid, self.resid)
         self.n = end
-        return fp.frequencies(ops, m.head(ops, fp.layer_norm(ops, x, m.eps), None), self.exp24)
+        return fp.frequencies(ops, m.head(ops, fp.layer_norm(ops, x, m.eps)), self.exp24)
