@@ -25,6 +25,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 WORD_BITS = 32  # constriction's range coder emits 32-bit words
+PRECISION = 24  # constriction's categorical models: probabilities are integers out of 2**24
 FAMILY = constriction.stream.model.Categorical(perfect=False)  # deterministic, fast quantisation
 
 
@@ -63,7 +64,7 @@ def decode(compressed: np.ndarray, probs: np.ndarray) -> bytes:
 
 
 def ideal_bits(data: bytes, probs: np.ndarray) -> float:
-    """Ideal code length sum_i -log2 p(b_i) in bits (rows renormalised as the coder does)."""
+    """Ideal code length sum_i -log2 p(b_i) in bits under the model's own probabilities (rows renormalised)."""
     symbols = _symbols(data)
     if not len(symbols):
         return 0.0
@@ -72,16 +73,58 @@ def ideal_bits(data: bytes, probs: np.ndarray) -> float:
     return float(-np.log2(p).sum())
 
 
+def quantised_pmf(probs: np.ndarray) -> np.ndarray:
+    """The integer probabilities (out of 2**PRECISION) that constriction's range coder gives each row.
+
+    constriction 0.5's `Categorical(perfect=False)` (`LazyContiguousCategoricalEntropyModel::
+    from_floating_point_probabilities_fast`) puts the left end of symbol s at
+    floor(scale * (p_0 + ... + p_{s-1})) + s, summing from the left in float64, with
+    scale = (2**24 - n) / (p_0 + ... + p_{n-1}), and the right end of the last symbol at 2**24. The same
+    float64 operations in the same order here give the same integers (`np.cumsum` adds from the left);
+    a test reads them back from constriction's decoder. Every symbol gets at least 1."""
+    probs = np.asarray(probs, dtype=np.float64)
+    n = probs.shape[-1]
+    cum = np.cumsum(probs, axis=-1)
+    scale = float(2**PRECISION - n) / cum[..., -1:]
+    left = np.floor(np.concatenate([np.zeros_like(cum[..., :1]), cum[..., :-1]], axis=-1) * scale) + np.arange(n)
+    right = np.concatenate([left[..., 1:], np.full_like(left[..., :1], 2.0**PRECISION)], axis=-1)
+    return (right - left).astype(np.int64)
+
+
+def quantised_probability(probs: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """`quantised_pmf(probs)[i, symbols[i]]` for every row i, without the whole table: the integer
+    probability (out of 2**PRECISION) that the coder gives the symbol it codes."""
+    probs, symbols = np.asarray(probs, dtype=np.float64), np.asarray(symbols, dtype=np.int64)
+    n, rows = probs.shape[-1], np.arange(len(symbols))
+    cum = np.cumsum(probs, axis=-1)
+    scale = float(2**PRECISION - n) / cum[:, -1]
+    left = np.floor(np.where(symbols > 0, cum[rows, symbols - 1], 0.0) * scale) + symbols
+    right = np.where(symbols == n - 1, 2.0**PRECISION, np.floor(cum[rows, symbols] * scale) + symbols + 1)
+    return (right - left).astype(np.int64)
+
+
+def quantised_bits(data: bytes, probs: np.ndarray) -> float:
+    """Ideal code length under the coder's own quantised probabilities (`quantised_pmf`): what the range
+    coder can at best achieve with these rows."""
+    symbols = _symbols(data)
+    if not len(symbols):
+        return 0.0
+    q = quantised_probability(_check_table(probs, len(symbols)), symbols)
+    return float(PRECISION * len(symbols) - np.log2(q).sum())
+
+
 # ---- coding many streams in lock step ----------------------------------------------------------------
 @dataclass
 class Coded:
-    """Range-coded streams (one per chunk) with their lengths in symbols and ideal code length."""
+    """Range-coded streams (one per chunk) with their lengths in symbols and ideal code lengths: under
+    the model's probabilities (ideal_bits) and under the coder's quantised ones (quantised_bits)."""
 
     streams: list[np.ndarray]
     lengths: list[int]
     ideal_bits: float
     chunk_size: int | None = None
     bits_per_stream: list[float] = field(default_factory=list)
+    quantised_bits: float | None = None
 
     @property
     def n_symbols(self) -> int:
@@ -97,8 +140,16 @@ class Coded:
 
     @property
     def overhead_pct(self) -> float:
-        """Coded bits over the ideal sum of -log2 p, in percent (word padding and quantisation)."""
+        """Coded bits over the model's ideal sum of -log2 p, in percent (word padding and quantisation)."""
         return 100.0 * (self.coded_bits / self.ideal_bits - 1.0) if self.ideal_bits else 0.0
+
+    @property
+    def coder_overhead_pct(self) -> float | None:
+        """Coded bits over the ideal under the coder's own quantised probabilities, in percent: what
+        the range coder adds to the best it could do with them (word padding; never far below 0)."""
+        if self.quantised_bits is None:
+            return None
+        return 100.0 * (self.coded_bits / self.quantised_bits - 1.0) if self.quantised_bits else 0.0
 
 
 def chunks(data: bytes, chunk_size: int | None, utf8: bool = False) -> list[bytes]:
@@ -160,7 +211,8 @@ def encode_streams(predictor, streams: list, progress=None, block_values: int = 
     for b, a in enumerate(arrays):
         padded[b, :len(a)] = a
     encoders = [constriction.stream.queue.RangeEncoder() for _ in arrays]
-    bits = np.zeros(len(arrays))
+    bits, coder_bits = np.zeros(len(arrays)), np.zeros(len(arrays))
+    exact = getattr(predictor, "exact_pmf", False)  # rows of integer frequencies: the model is the coder's pmf
     rows: list[np.ndarray] = []  # the probability rows [B, V] of the positions not yet coded
     block = None
 
@@ -170,24 +222,27 @@ def encode_streams(predictor, streams: list, progress=None, block_values: int = 
         for b, n in enumerate(lengths):
             if n > first:
                 last = min(end, n)
-                encoders[b].encode(padded[b, first:last], FAMILY, table[b, :last - first])
+                symbols, probs = padded[b, first:last], table[b, :last - first]
+                encoders[b].encode(symbols, FAMILY, probs)
+                coder_bits[b] += PRECISION * len(symbols) - np.log2(quantised_probability(probs, symbols)).sum()
         rows.clear()
 
     def code_column(t, probs):
         nonlocal block
         block = block or max(1, block_values // probs.size)
-        active = lengths > t
-        symbols = padded[:, t]
-        picked = probs[np.arange(len(symbols)), symbols] / probs.sum(1)
-        bits[active] -= np.log2(picked[active])
+        if not exact:
+            active, symbols = lengths > t, padded[:, t]
+            picked = probs[np.arange(len(symbols)), symbols] / probs.sum(1)
+            bits[active] -= np.log2(picked[active])
         rows.append(probs)
         if len(rows) == block or t + 1 == steps:
             flush(t + 1)
-        return symbols
+        return padded[:, t]
 
     _lock_step(predictor, lengths.tolist(), code_column, progress)
+    bits = coder_bits if exact else bits
     return Coded([e.get_compressed() for e in encoders], lengths.tolist(), float(bits.sum()),
-                 bits_per_stream=bits.tolist())
+                 bits_per_stream=bits.tolist(), quantised_bits=float(coder_bits.sum()))
 
 
 def decode_streams(predictor, coded: Coded, progress=None, as_bytes: bool = True) -> list:

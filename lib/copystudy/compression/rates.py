@@ -57,21 +57,30 @@ def lm_chunks(lm: CausalLM, data: bytes, chunk_size: int | None) -> list[bytes]:
 
 
 def lm_code(lm: CausalLM, data: bytes, chunk_size: int | None = 2048, verify: bool = True,
-            show_progress: bool = True, stream_batch: int = 32, processes: int | None = None) -> dict:
+            show_progress: bool = True, stream_batch: int = 32, processes: int | None = None,
+            integer: bool = False) -> dict:
     """Range-code data with the LM, decode it again and compare.
 
     The chunks are coded in lock-step groups of at most `stream_batch` streams; a byte-level GPT-2's
     groups run side by side in `processes` single-threaded worker processes (default: one per core,
     one inside a Dask task), a model with its own torch forward pass (a tokenizer model, a GPU) codes
     them here in turn. A model with a tokenizer codes the token ids of each chunk; sizes are still per
-    original byte. Returns coded and ideal sizes, the coder's overhead over the ideal, whether the
-    round trip was exact, and the encode/decode wall times.
+    original byte. integer=True codes with the machine-independent integer program of a byte-level GPT-2
+    (`integer_lm`, what the .lmz files use) instead of the float32 predictor. Returns coded and ideal
+    sizes (ideal_bits: under the model's probabilities; quantised_bits: under the coder's own integer
+    ones), the coder's overhead over each, whether the round trip was exact, and the wall times.
     """
+    from copystudy.compression import integer_lm
+
     pieces = lm_chunks(lm, data, chunk_size)
     streams = pieces if lm.byte_level else [lm.tokens(p) for p in pieces]
-    predictor = predictors.predictor_for(lm)
+    if integer:
+        predictor = integer_lm.IntegerPredictor(integer_lm.IntegerGPT2.from_lm(lm))
+    else:
+        predictor = predictors.predictor_for(lm)
     if processes is None:
-        processes = parallel.local_processes() if isinstance(predictor, predictors.LMPredictor) else 1
+        numpy_only = isinstance(predictor, (predictors.LMPredictor, integer_lm.IntegerPredictor))
+        processes = parallel.local_processes() if numpy_only else 1
     groups = [[streams[i] for i in g] for g in coding.stream_groups(len(streams), stream_batch)]
     desc = f"LM code {len(data) // 1000} KB, {chunking_label(chunk_size)}"
 
@@ -91,9 +100,11 @@ def lm_code(lm: CausalLM, data: bytes, chunk_size: int | None = 2048, verify: bo
         exact = b"".join(d if lm.byte_level else lm.detokenize(d) for d in decoded) == bytes(data)
     t2 = time.perf_counter()
     whole = coding.Coded([s for c in coded for s in c.streams], [n for c in coded for n in c.lengths],
-                         sum(c.ideal_bits for c in coded), chunk_size)
+                         sum(c.ideal_bits for c in coded), chunk_size,
+                         quantised_bits=sum(c.quantised_bits for c in coded))
     return {"original_bytes": len(data), "n_chunks": len(whole.streams), "n_symbols": whole.n_symbols,
             "coded_bytes": whole.coded_bytes, "coded_bits": whole.coded_bits, "ideal_bits": whole.ideal_bits,
+            "quantised_bits": whole.quantised_bits, "coder_overhead_pct": whole.coder_overhead_pct,
             "overhead_pct": whole.overhead_pct, "roundtrip_exact": exact,
             "encode_seconds": t1 - t0, "decode_seconds": t2 - t1, "coder_processes": min(processes, len(groups))}
 

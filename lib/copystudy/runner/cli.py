@@ -13,7 +13,9 @@ from copystudy.runner.params import ParameterError, declared_parameters
 
 # Tools from the experiment modules: subcommand -> (module with add_arguments/main, one-line help).
 SUBCOMMANDS = {
-    "compress": ("copystudy.tools.compress_cli", "compress a file with the language model a run trained"),
+    "compress": ("copystudy.tools.compress_cli", "compress a file with the language model a run trained: measure "
+                 "rates, or write FILE.lmz with -o"),
+    "decompress": ("copystudy.tools.lmz_cli", "decompress an .lmz file with the run whose model compressed it"),
     "shapley": ("copystudy.tools.shapley_cli", "Shapley values and royalty shares of a game given as a CSV"),
     "site": ("copystudy.runner.site", "render the canonical runs to a static HTML site with an index page"),
 }
