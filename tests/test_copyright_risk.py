@@ -389,8 +389,11 @@ def test_parameter_rules_of_the_image_design():
     from copystudy.runner.rules import check_rules
     from copystudy.runner.params import ParameterError
 
-    ok = {"n_train": 63, "image_folds": 3, "n_strata": 64, "model": {"family": "diffusion"}}
+    ok = {"n_train": 63, "image_folds": 3, "n_strata": 64, "model": {"family": "diffusion"}, "data_dir": None,
+          "heldout_size": 200}
     check_rules("copyright_risk", ok)
+    with pytest.raises(ParameterError, match="heldout_size=1796 leaves 1 of the 1797 images"):
+        check_rules("copyright_risk", {**ok, "heldout_size": 1796})
     with pytest.raises(ParameterError, match="cannot fill image_folds=3 folds"):
         check_rules("copyright_risk", {**ok, "n_train": 2})
     with pytest.raises(ParameterError, match="n_strata=64 exceeds the 49 timesteps"):

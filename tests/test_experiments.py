@@ -182,7 +182,8 @@ def _trained(seeds, gap: float):
     docs = pd.DataFrame([{"split": split, "document": f"{split}{i}", "bytes": 100,
                           "bits": 300 + (gap * 100 if split == "heldout" else 0) + 5 * i}
                          for split in ("train", "heldout") for i in range(6)])
-    lm = SimpleNamespace(name="gpt2-bytes", n_params=1000, tokenizer=None, name_or_path=None)
+    lm = SimpleNamespace(name="gpt2-bytes", n_params=1000, tokenizer=None, name_or_path=None, pretrained=False,
+                         byte_level=True)
     return [lm_compression.Trained(s, lm, [], 0.0, docs.assign(seed=s)) for s in seeds]
 
 

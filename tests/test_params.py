@@ -126,7 +126,7 @@ def test_a_params_file_with_a_byte_order_mark_reads(tmp_path):
     ("royalty_shares", ["n_strata=256"], "n_strata=256 exceeds the 199 timesteps"),
     ("royalty_shares", ["shell_owner=7"], "shell_owner=7 is not an owner index of the digits game \\(0..4\\)"),
     ("royalty_shares", ["datasets=[typefaces]"], "shell_dataset='digits' is not one of the games played"),
-    ("description_length", ["min_steps=900"], "min_steps=900 is larger than max_steps=300"),
+    ("description_length", ["min_steps=5000"], "min_steps=5000 is larger than max_steps="),
     ("description_length", ["first_block=200"], "first_block=200 must be at least 2 x \\(model.context \\+ 1\\) = 258"),
     ("description_length", ["precisions=[8, 1]"], "item 2"),
     ("description_length", ["model.n_head=3"], "model: n_embd=64 must be a multiple of n_head=3"),

@@ -41,7 +41,8 @@ FAMILIES: dict[str, Family] = {
         config=Source("copystudy.models.causal_lm:CausalLM", (
             Option("n_layer", "int >= 1", 2), Option("n_head", "int >= 1", 2), Option("n_embd", "int >= 1", 64),
             Option("context", "even int >= 2", 256), Option("dropout", "float in [0, 1)", 0.0),
-            Option("seed", "int >= 0", 0), Option("device", "str", "cpu")), _heads_divide_width),
+            Option("seed", "int >= 0", 0), Option("device", "str", "cpu"),
+            Option("vocab_size", "int in [2, 256]", 256)), _heads_divide_width),
         pretrained=Source("copystudy.models.causal_lm:CausalLM", (
             *PRETRAINED, Option("context", "int >= 2 or None", None)))),
     "diffusion": Family(
