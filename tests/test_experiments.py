@@ -304,6 +304,8 @@ def test_description_length_summary_bits_per_parameter_and_verdicts():
 
 # ---- royalty shares ---------------------------------------------------------------------------------
 def test_royalty_seed_metrics_summary_and_verdicts():
+    from copystudy.experiments.royalty_shares import summary as royalty_summary
+
     game = SimpleNamespace(owners=["a", "b"], n=2)
 
     def pay(shares, phi):
@@ -313,7 +315,7 @@ def test_royalty_seed_metrics_summary_and_verdicts():
     pays = {0: pay([[0.8, 0.2], [0.6, 0.4]], [[8.0, 2.0], [6.0, 4.0]]),
             1: pay([[0.7, 0.3], [0.3, 0.7]], [[7.0, 3.0], [3.0, 7.0]]),
             2: pay([[0.9, 0.1], [0.2, 0.8]], [[9.0, 1.0], [2.0, 8.0]])}
-    m = royalty_shares.seed_metrics("g", game, pays)
+    m = royalty_summary.seed_metrics("g", game, pays)
     # prompted owner on top in 5 of the 6 (prompt, seed) trials: a Wilson interval around 5/6
     assert m["g_prompted_owner_top_share_rate"] == pytest.approx(5 / 6)
     lo, hi = m["g_prompted_owner_top_share_rate_ci"]
@@ -325,24 +327,23 @@ def test_royalty_seed_metrics_summary_and_verdicts():
     assert m["g_share_matrix"]["a"] == {"a": pytest.approx(0.8), "b": pytest.approx(0.2)}
     assert m["g_prompted_shapley_bits"] == pytest.approx(np.mean([6.0, 7.0, 8.5]))
     assert m["g_prompted_shapley_mc_se_bits"] == 0.5 and m["g_prompted_shapley_seed_sd_bits"] > 0.5
-    summary = royalty_shares.summary_table(m, {"g": game})
+    summary = royalty_summary.summary_table(m)
     assert summary["uniform_share"].tolist() == [0.5] * 3 and summary["top_share_rate"].tolist()[1:] == [1.0, 0.0]
-    m.update({f"g_{k}": 1.0 for k in ("median_se_utility_bits", "median_se_full_minus_base_bits",
-                                      "median_se_if_independent_bits")})
-    said = "\n".join(royalty_shares.verdicts(m, {"g": game}, {"g": pays}))
+    m.update({f"g_{k}": 1.0 for k in royalty_summary.NOISE_KEYS}, n_seeds=3)
+    said = "\n".join(royalty_summary.main_verdicts(m))
     assert "claim is not established" in said  # 6 trials cannot put the rate's interval above 1/2
-    assert "similarity baseline's rate reaches below 1/2" in said
+    assert "similarity baseline's rate reaches below 1/2" in said and "miss" not in said
     # a game the claim fails on: the prompted owner mostly second
     flipped = {s: pay(np.fliplr(p["shares"]), p["shapley"]) for s, p in pays.items()}
-    m2 = royalty_shares.seed_metrics("g", game, flipped)
+    m2 = royalty_summary.seed_metrics("g", game, flipped)
     assert m2["g_prompted_owner_top_share_rate"] == pytest.approx(1 / 6)
-    m2.update({k: v for k, v in m.items() if "median_se" in k})
-    assert "miss (mean over seeds): prompt a pays b most" in "\n".join(royalty_shares.verdicts(m2, {"g": game},
-                                                                                               {"g": flipped}))
+    m2.update({k: v for k, v in m.items() if "median_se" in k}, n_seeds=3)
+    assert "miss (mean over seeds): prompt a pays b most" in "\n".join(royalty_summary.main_verdicts(m2))
 
 
 def test_owner_checks_measure_splits_and_copies():
     from copystudy.experiments.royalty_shares import checks as royalty_checks
+    from copystudy.experiments.royalty_shares import summary as royalty_summary
 
     rows = []
     for s, (half, copy) in enumerate([(0.3, 0.2), (0.35, 0.25), (0.32, 0.22)]):
@@ -358,8 +359,9 @@ def test_owner_checks_measure_splits_and_copies():
     assert m["shell_srs_change"] == pytest.approx(np.mean([0.1, 0.2, 0.14]))
     assert m["shell_loo_smaller_half_fraction"] == pytest.approx(np.mean([0.3 / 0.7, 0.35 / 0.8, 0.32 / 0.74]))
     assert m["copycat_similarity_copycat"] == pytest.approx(np.mean([0.2, 0.25, 0.22]))
-    said = "\n".join(royalty_checks.verdicts(m, "a", []))
+    said = "\n".join(royalty_summary.check_verdicts({**m, "shell_owner": "a"}))
     assert "beyond seed noise" in said and "copy-cat gets" in said and "less than the original" in said
+    assert "a split into two shells" in said
 
 
 def test_digit_game_data_splits_classes():

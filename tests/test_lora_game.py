@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from copystudy.attribution import coalition_game
+from copystudy.attribution import coalition_game, coalition_recipes
 from copystudy.common import glyphs
 from copystudy.experiments.royalty_shares import steps as experiment
 from copystudy.models.tiny_pipeline import glyph_pipeline, train_tiny_pipeline
@@ -82,8 +82,9 @@ def test_lora_game_on_a_trained_pipeline_pays_the_prompted_owner(trained_pipelin
     model = {"family": "diffusion", "name_or_path": str(folder), "device": "cpu", "lora_rank": 8, "lora_alpha": 8}
     pretrain = coalition_game.TrainConfig(0, 4, 1e-3, seed=0)  # no null LoRA: the pipeline's pre-training is public
     finetune = coalition_game.TrainConfig(0, 4, 1e-3, seed=0, epochs=10)
-    games = experiment.build_games([], model, SIZE, pretrain, finetune, tmp_path / "cache", TEMPLATE,
-                                   data_dir=str(data_dir), data_dir_public=list(GAME_PUBLIC), n_folder_owners=3)
+    data = experiment.GameData([], SIZE, data_dir=str(data_dir), data_dir_public=list(GAME_PUBLIC), n_folder_owners=3,
+                               prompt_template=TEMPLATE)
+    games = experiment.build_games(data, model, pretrain, finetune, tmp_path / "cache")
     game = games["folder"]
     assert game.owners == sorted(OWNERS) and game.pretrained
     # guidance 3 (the small-UNet game's): at SD's 7.5 this tiny model's bold-serif outputs saturate to blocks
@@ -124,7 +125,7 @@ def test_the_empty_coalition_is_a_control_fine_tune_that_a_split_keeps():
     cfg = coalition_game.TrainConfig(0, 4, epochs=10)
     game = coalition_game.build_game(works, public, {"name_or_path": "somewhere"}, cfg, cfg, "unused")
     recipe = game.recipe
-    assert isinstance(recipe, coalition_game.LoraRecipe) and not recipe.empty_is_base(game)
+    assert isinstance(recipe, coalition_recipes.LoraRecipe) and not recipe.empty_is_base(game)
     assert game.control_works == 4.0 and recipe.control_steps(game) == 10  # ceil(10 x 4 / 4)
     split = coalition_game.split_game(game, 0)
     assert split.n == 3 and recipe.control_steps(split) == recipe.control_steps(game)

@@ -3,14 +3,15 @@
 import numpy as np
 import pytest
 
-from copystudy.attribution import coalition_game
+from copystudy.attribution import coalition_game, coalition_recipes
 from copystudy.common import model_cache
 from copystudy.common.glyphs import glyph_owners, render_glyph, typefaces
 from copystudy.attribution.royalty import (
     leave_one_out_shares, prompt_payouts, prompted_owner_metrics, royalty_shares, shapley_royalty_shares,
     similarity_shares,
 )
-from copystudy.attribution.shapley import airport_game, glove_game, table_from_game
+from copystudy.attribution.closed_form_games import airport_game, glove_game
+from copystudy.attribution.shapley import table_from_game
 
 
 def test_royalty_shares_clip_and_normalise():
@@ -222,5 +223,5 @@ def test_cache_keys_come_from_data_settings_and_the_recipe_version(tmp_path, mon
     key = game.base_key()
     assert tiny_game(tmp_path).base_key() == key
     assert tiny_game(tmp_path, seed=1).base_key() != key  # other works
-    monkeypatch.setattr(coalition_game.PixelRecipe, "version", "pixel-2")
+    monkeypatch.setattr(coalition_recipes.PixelRecipe, "version", "pixel-2")
     assert game.base_key() != key

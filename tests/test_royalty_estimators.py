@@ -1,19 +1,22 @@
 """Estimators for many owners: every estimator against closed-form 8- and 10-player games, budgets
 counted in distinct coalitions, and the n-owner digits game's construction."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from copystudy.attribution import coalition_game, royalty, shapley
+from copystudy.attribution import closed_form_games, coalition_game, royalty, shapley, shapley_estimators
 from copystudy.experiments.royalty_shares import estimators as est
+from copystudy.experiments.royalty_shares import summary as royalty_summary
 from copystudy.experiments.royalty_shares import steps as royalty_shares
 
 AIRPORT_COSTS = [1.0, 2.0, 2.0, 4.0, 5.0, 7.0, 8.0, 12.0]  # 8 players
 MAJORITY = ([5, 4, 3, 3, 2, 2, 1, 1, 1, 1], 12)  # 10 players, quota 12 of 23
 GAMES = {
-    "airport8": (shapley.airport_game(AIRPORT_COSTS), shapley.airport_shapley(AIRPORT_COSTS), 8),
-    "glove8": (shapley.glove_game(3, 5), shapley.glove_shapley(3, 5), 8),
-    "majority10": (shapley.weighted_majority_game(*MAJORITY), shapley.weighted_majority_shapley(*MAJORITY), 10),
+    "airport8": (closed_form_games.airport_game(AIRPORT_COSTS), closed_form_games.airport_shapley(AIRPORT_COSTS), 8),
+    "glove8": (closed_form_games.glove_game(3, 5), closed_form_games.glove_shapley(3, 5), 8),
+    "majority10": (closed_form_games.weighted_majority_game(*MAJORITY), closed_form_games.weighted_majority_shapley(*MAJORITY), 10),
 }
 
 
@@ -72,7 +75,7 @@ def test_sampling_estimators_get_more_calls_when_they_repeat_coalitions():
 
 def test_counting_game_remembers_and_counts():
     seen = []
-    counted = shapley.CountingGame(lambda c: seen.append(len(c)) or np.atleast_2d(c).sum(1).astype(float), 3)
+    counted = shapley_estimators.CountingGame(lambda c: seen.append(len(c)) or np.atleast_2d(c).sum(1).astype(float), 3)
     c = shapley.coalition_matrix(3)[[1, 3, 1, 7]]
     np.testing.assert_array_equal(counted(c), [1, 2, 1, 3])
     np.testing.assert_array_equal(counted(c[:2]), [1, 2])
@@ -82,23 +85,23 @@ def test_counting_game_remembers_and_counts():
 def test_regression_is_exact_on_the_full_table_and_names_what_it_lacks():
     game, exact, n = GAMES["glove8"]
     table = shapley.table_from_game(game, n)
-    np.testing.assert_allclose(shapley.regression_shapley(dict(enumerate(table)), n), exact, atol=1e-10)
-    with pytest.raises(shapley.MissingCoalitions) as err:
-        shapley.regression_shapley({m: table[m] for m in range(1, 2**n)}, n)
+    np.testing.assert_allclose(shapley_estimators.regression_shapley(dict(enumerate(table)), n), exact, atol=1e-10)
+    with pytest.raises(shapley_estimators.MissingCoalitions) as err:
+        shapley_estimators.regression_shapley({m: table[m] for m in range(1, 2**n)}, n)
     assert err.value.needed == [0]
     few = {0: table[0], 2**n - 1: table[-1], 1: table[1], 3: table[3]}
-    with pytest.raises(shapley.MissingCoalitions) as err:
-        shapley.regression_shapley(few, n)
+    with pytest.raises(shapley_estimators.MissingCoalitions) as err:
+        shapley_estimators.regression_shapley(few, n)
     # the coalitions it names are enough: with them the system is solvable
-    shapley.regression_shapley({**few, **{m: table[m] for m in err.value.needed}}, n)
+    shapley_estimators.regression_shapley({**few, **{m: table[m] for m in err.value.needed}}, n)
 
 
 def test_planned_coalitions_are_the_ones_the_estimator_asks():
     game, _, n = GAMES["airport8"]
     for name in est.ESTIMATORS:
         fn = est.ESTIMATORS[name][0]
-        plan = shapley.planned_coalitions(lambda g, m, b: fn(g, m, b, 5), n, 40)
-        asked = shapley.CountingGame(game, n)
+        plan = shapley_estimators.planned_coalitions(lambda g, m, b: fn(g, m, b, 5), n, 40)
+        asked = shapley_estimators.CountingGame(game, n)
         fn(asked, n, 40, 5)
         assert asked.masks == plan, name
 
@@ -123,8 +126,8 @@ def test_parts_per_class():
 def test_game_construction_invariants(tmp_path):
     pretrain, finetune = configs()
     game = est.build_game([0, 1, 2, 3, 4], 8, MODEL, pretrain, finetune, tmp_path)
-    digits = royalty_shares.build_games(["digits"], MODEL, 16, pretrain, finetune, tmp_path, "",
-                                        digit_owners=[0, 1, 2, 3, 4])["digits"]
+    data = royalty_shares.GameData(["digits"], 16, digit_owners=[0, 1, 2, 3, 4])
+    digits = royalty_shares.build_games(data, MODEL, pretrain, finetune, tmp_path)["digits"]
     assert game.n == 8 and len(set(game.owners)) == 8
     assert game.owners[:2] == ["digit0-light", "digit0-bold"] and game.owners[-1] == "digit4"
     # same public data, model and base as the digits game: its base model is a cache hit
@@ -156,15 +159,20 @@ def test_small_game_end_to_end(tmp_path):
     np.testing.assert_allclose(pay["shares"].sum(1)[pay["shares"].sum(1) > 0], 1.0)
     errors = est.estimator_errors(tables, fractions=[0.75, 1.0], repeats=3)
     assert (errors.distinct_coalitions <= errors.budget).all()
-    summary = est.summarize(errors)
-    m = est.metrics(summary, game, pay, tables)
+    summary = est.error_table(errors)
+    m = est.metrics(est.Estimated(game, pay, tables, summary, [0.75, 1.0]))
     assert m["estimator_game_n_owners"] == 3 and m["outputs_from_independent_replicate"] is True
     for name in est.ESTIMATORS:
         key = f"estimator_share_l1_error_{est.metric_key(name)}_100pct"
         lo, hi = m[f"{key}_ci"]
         assert 0 <= lo <= hi  # an L1 error, and its interval, are not negative
+        assert m[f"estimator_mean_distinct_coalitions_{est.metric_key(name)}_100pct"] <= 8
     assert m["estimator_share_l1_error_kernelshap_100pct"] < 1e-5  # exact with every coalition
-    assert any("best" in line for line in est.verdicts(summary, m))
+    # metrics.json keeps what the verdicts need: the table read back from it is the table
+    back = est.table_from_metrics(m)
+    np.testing.assert_allclose(back.share_l1_error, summary.share_l1_error)
+    np.testing.assert_allclose(back.mean_distinct_coalitions, summary.mean_distinct_coalitions)
+    assert any("best" in line or "exact" in line for line in royalty_summary.estimator_verdicts(m))
 
 
 def test_summary_and_verdicts_on_a_known_table():
@@ -173,14 +181,13 @@ def test_summary_and_verdicts_on_a_known_table():
     n, rng = 4, np.random.default_rng(0)
     c = shapley.coalition_matrix(n).astype(float)
     tables = np.stack([c @ rng.normal(size=n) + rng.normal(scale=0.3, size=2**n) for _ in range(3)])
-    summary = est.summarize(est.estimator_errors(tables, [0.5, 1.0], repeats=3))
-    assert (summary.share_l1_error_low >= 0).all()
-    assert (summary.share_l1_error_low <= summary.share_l1_error).all()
-    assert (summary.share_l1_error <= summary.share_l1_error_high).all()
-    m = {"estimator_game_n_owners": n, "estimator_game_prompted_class_share": 0.5,
-         "estimator_game_prompted_class_even_share": 0.25, "estimator_game_prompted_class_top_rate": 1.0,
-         "estimator_even_split_share_l1_error": est.even_split_error(tables)}
-    lines = est.verdicts(summary, m)
+    summary = est.error_table(est.estimator_errors(tables, [0.5, 1.0], repeats=3))
+    assert (summary.share_l1_error_low >= 0).all()  # an error's t interval is cut at 0
+    game = SimpleNamespace(n=n, owners=list("abcd"))
+    pay = {"prompted_class_share": np.array([0.5]), "even_class_share": np.array([0.25]),
+           "prompted_class_top": np.array([1.0])}
+    m = est.metrics(est.Estimated(game, pay, tables, summary, [0.5, 1.0]))
+    lines = royalty_summary.estimator_verdicts(m)
     full = next(line for line in lines if line.startswith("[100%"))
     assert "exact" in full and "KernelSHAP (paired, ours)" in full
     assert "a real game" in lines[0]

@@ -3,11 +3,13 @@
 import numpy as np
 import pytest
 
-from copystudy.attribution.shapley import (
-    airport_game, airport_shapley, coalition_index, coalition_matrix, estimate_shapley, exact_shapley,
-    game_from_table, glove_game, glove_shapley, kernel_shapley, leave_one_out, permutation_shapley,
-    table_from_game, weighted_majority_game, weighted_majority_shapley,
+from copystudy.attribution.closed_form_games import (
+    airport_game, airport_shapley, glove_game, glove_shapley, weighted_majority_game, weighted_majority_shapley,
 )
+from copystudy.attribution.shapley import (
+    coalition_index, coalition_matrix, estimate_shapley, exact_shapley, game_from_table, leave_one_out, table_from_game,
+)
+from copystudy.attribution.shapley_estimators import kernel_shapley, permutation_shapley
 
 
 def test_coalition_layout():

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from copystudy.tools import shapley_cli
-from copystudy.attribution.shapley import airport_game, coalition_matrix, glove_game, table_from_game
+from copystudy.attribution.closed_form_games import airport_game, glove_game
+from copystudy.attribution.shapley import coalition_matrix, table_from_game
 
 
 def write_game(path, owners, table, samples=None, order=None):
@@ -215,7 +216,7 @@ def test_a_partial_table_that_lacks_coalitions_names_them(tmp_path, capsys):
 
 
 def test_regression_on_the_full_table_is_exact_and_on_a_partial_one_close(tmp_path, capsys):
-    from copystudy.attribution.shapley import airport_shapley
+    from copystudy.attribution.closed_form_games import airport_shapley
 
     exact = airport_shapley([1.0, 2.0, 2.0, 4.0, 5.0, 7.0, 8.0, 12.0])
     assert run(write_game(tmp_path / "full.csv", OWNERS8, AIRPORT8), "--estimator", "regression", "--json") == 0

@@ -32,8 +32,9 @@ import numpy as np
 
 from copystudy.common.data import NotUTF8, decode_utf8
 from copystudy.attribution.royalty import royalty_shares
-from copystudy.attribution.shapley import (ESTIMATORS, MissingCoalitions, at_distinct_budget, coalition_matrix, exact_shapley,
-                      kernel_shapley, permutation_shapley, planned_coalitions, regression_shapley)
+from copystudy.attribution.shapley import ESTIMATORS, coalition_matrix, exact_shapley
+from copystudy.attribution.shapley_estimators import (MissingCoalitions, at_distinct_budget, kernel_shapley,
+                                                      permutation_shapley, planned_coalitions, regression_shapley)
 
 
 class GameError(ValueError):

@@ -122,7 +122,7 @@ def _folder_game_rules(v: dict) -> int | str | None:
         return f"data_dir {v['data_dir']} leaves no owners: every sub-folder ({len(names)}) is in data_dir_public"
     if _too_many("folder", len(owners), v):
         return _too_many("folder", len(owners), v)
-    if not public and not v["model"].get("name_or_path"):
+    if not public and not models.is_pretrained(v["model"]):
         return (f"data_dir {v['data_dir']} has no public folders: its {len(names)} sub-folders are all owners "
                 f"(n_folder_owners={v['n_folder_owners']}), and the small UNet pre-trains on public data; add "
                 "sub-folders beyond the first n_folder_owners, name public ones in data_dir_public, or lower "

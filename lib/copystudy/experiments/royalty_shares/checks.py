@@ -8,10 +8,12 @@ leave-one-out and pixel similarity, when
 (c) an output has no prompt at all: the payment should follow what the output is made of.
 
 Every check runs per training seed on that seed's outputs (from the independent replicate), and its
-numbers are means over seeds with a 95% interval.
+numbers are means over seeds with a 95% interval; `summary` says what they show.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,16 @@ from copystudy.memorization.distances import pairwise_distances
 from copystudy.experiments.royalty_shares.steps import METHODS, utilities_by_seed
 
 VARIANTS = ("shell", "copycat")
+
+
+@dataclass
+class Checked:
+    """The checks' rows, as `summary.summarize` reads them: (c) for every game, (a) and (b) when run."""
+
+    unprompted: pd.DataFrame  # `unprompted`, all games
+    owner_rows: pd.DataFrame  # `owner_check_rows` (empty without shell_split)
+    shell_dataset: str | None = None
+    shell_owner: str | None = None  # the name of the owner split and copied
 
 
 def variant_games(name: str, seeded: dict, owner: int, split_seed: int, copy_noise: float) -> dict:
@@ -160,58 +172,3 @@ def unprompted_metrics(table: pd.DataFrame) -> dict:
 
 
 _KEYS = ("Shapley royalty share", "leave-one-out", "similarity")
-
-
-def verdicts(m: dict, owner_name: str, datasets) -> list[str]:
-    """What the three checks show, one sentence each, from the numbers and their intervals."""
-    out = []
-
-    def ci(key, fmt=".2f"):
-        if f"{key}_ci" not in m:  # e.g. a fraction of a pay that was 0 under every seed
-            return "undefined"
-        lo, hi = m[f"{key}_ci"]
-        return f"{m[key]:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
-
-    if "shell_srs_after" in m:
-        out.append(f"[(a) shared prompt] {owner_name} split into two shells: the shells' summed share of its prompt "
-                   f"is {ci('shell_srs_after')} against {ci('shell_srs_before')} before (change "
-                   f"{ci('shell_srs_change', '+.2f')}); the smaller shell gets {ci('shell_srs_smaller_half_fraction')} "
-                   f"of the pair's pay (0.5: an even split). Leave-one-out: the pair gets {ci('shell_loo_after')}, "
-                   f"the smaller shell {ci('shell_loo_smaller_half_fraction')}; similarity: {ci('shell_similarity_after')}, "
-                   f"{ci('shell_similarity_smaller_half_fraction')}.")
-        lo, hi = m["shell_srs_change_ci"]  # always defined: before and after are shares
-        out.append("  -> the split changes the owners' pay beyond seed noise: Shapley shares are not robust to how "
-                   "works are grouped into owners." if lo > 0 or hi < 0 else
-                   "  -> the change from the split is within seed noise: no evidence here that splitting pays.")
-    if "copycat_srs_original" in m:
-        out.append(f"[(b) copy-cat] a near-duplicate of {owner_name}'s works under its prompt: the original keeps "
-                   f"{ci('copycat_srs_original')} and the copy-cat takes {ci('copycat_srs_copycat')} by Shapley "
-                   f"royalty share (the original had {ci('copycat_srs_before')} alone); leave-one-out pays them "
-                   f"{ci('copycat_loo_original')} and {ci('copycat_loo_copycat')}; similarity "
-                   f"{ci('copycat_similarity_original')} and {ci('copycat_similarity_copycat')}.")
-        frac = m.get("copycat_srs_copycat_fraction_ci")
-        if frac is not None:
-            out.append(f"  -> the copy-cat gets {ci('copycat_srs_copycat_fraction')} of the pair's Shapley pay: "
-                       + ("as much as the original within seed noise (their contributions are nearly symmetric), "
-                          "so copying an owner's works earns part of its royalties." if frac[0] <= 0.5 <= frac[1] else
-                          "less than the original, beyond seed noise, though copying still earns it part of the "
-                          "original's royalties." if frac[1] < 0.5 else "more than the original, beyond seed noise."))
-    for name in datasets:
-        key = f"{name}_unprompted_l1_to_composition"
-        if f"{key}_srs" not in m:
-            continue
-        parts = ", ".join(f"{label} {ci(f'{key}_{k}')}" for k, label in
-                          (("srs", "Shapley royalty share"), ("loo", "leave-one-out"), ("similarity", "similarity"),
-                           ("data_size", "pay by data size")))
-        labels = {"srs": "Shapley royalty share", "loo": "leave-one-out", "similarity": "similarity",
-                  "data_size": "pay by data size"}
-        best = min(labels, key=lambda k: m[f"{key}_{k}"])
-        out.append(f"[(c) no prompt, {name}] L1 distance of the shares from what the outputs are made of "
-                   f"(lower is better): {parts}. Closest on average: {labels[best]}; "
-                   + intervals.compare("Shapley royalty share", m[f"{key}_srs_ci"], "similarity",
-                                       m[f"{key}_similarity_ci"]) + "; "
-                   + intervals.compare("Shapley royalty share", m[f"{key}_srs_ci"], "the constant pay by data size",
-                                       m[f"{key}_data_size_ci"]) + " (the reference is itself read off pixels, which "
-                   "favours similarity; a method that tracks it no better than the constant has not shown it follows "
-                   "what the outputs are made of).")
-    return out

@@ -19,12 +19,13 @@ of *distinct* coalitions they evaluate (models a real game must train) held to 1
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
 import pandas as pd
 
-from copystudy.attribution import coalition_game, coalition_utility, royalty, shapley
+from copystudy.attribution import coalition_game, coalition_utility, royalty, shapley, shapley_estimators
 from copystudy.common import intervals
 from copystudy.experiments.royalty_shares.steps import digit_game_data, with_finetune_seed
 
@@ -122,15 +123,15 @@ def exact_payouts(game, tables: np.ndarray) -> dict:
 
 # ---------------------------------------------------------------- the estimators
 def _ours_permutation(game, n, budget, seed):
-    return shapley.permutation_shapley(game, n, budget, seed=seed, antithetic=True)
+    return shapley_estimators.permutation_shapley(game, n, budget, seed=seed, antithetic=True)
 
 
 def _ours_kernel(game, n, budget, seed):
-    return shapley.kernel_shapley(game, n, budget, seed=seed, paired=True)
+    return shapley_estimators.kernel_shapley(game, n, budget, seed=seed, paired=True)
 
 
 def _shapiq(name, game, n, budget, seed):
-    return shapley.shapiq_shapley(name, game, n, budget, seed=seed)
+    return shapley_estimators.shapiq_shapley(name, game, n, budget, seed=seed)
 
 
 # name -> (estimator(game, n, budget, seed), does its budget count calls with repeats?)
@@ -159,8 +160,8 @@ def run_estimator(name: str, game, n: int, budget: int, seed: int):
     estimator, counts_calls = ESTIMATORS[name]
     fn = partial(_with_seed, estimator, seed)
     if counts_calls:
-        return shapley.at_distinct_budget(fn, game, n, budget)
-    counted = shapley.CountingGame(game, n)
+        return shapley_estimators.at_distinct_budget(fn, game, n, budget)
+    counted = shapley_estimators.CountingGame(game, n)
     phi = fn(counted, n, budget)
     return phi, counted.distinct, counted.calls
 
@@ -207,7 +208,7 @@ def even_split_error(tables: np.ndarray) -> float:
     return float(np.mean([np.abs(royalty.royalty_shares(shapley.exact_shapley(t)) - 1 / n).sum() for t in tables]))
 
 
-def summarize(errors: pd.DataFrame) -> pd.DataFrame:
+def error_table(errors: pd.DataFrame) -> pd.DataFrame:
     """Per estimator and fraction: the share error averaged over prompts for each estimator seed, then its
     mean and 95% interval over the seeds (Student t, cut at 0); and the most distinct coalitions any run
     evaluated."""
@@ -229,118 +230,53 @@ def summarize(errors: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def metrics(summary: pd.DataFrame, game, payouts: dict, tables: np.ndarray) -> dict:
+@dataclass
+class Estimated:
+    """The estimator game, as `summary.summarize` reads it."""
+
+    game: object  # the n-owner CoalitionGame
+    payouts: dict  # `exact_payouts`
+    tables: np.ndarray  # `utility_tables` [n_prompts, 2**n]
+    errors: pd.DataFrame  # `error_table`
+    fractions: list  # the budgets, as fractions of 2**n
+
+
+def metrics(estimated: Estimated) -> dict:
     """metrics.json entries: the game's size and construction, its exact shares' sanity numbers, and per
-    estimator and fraction the mean share error with its interval over estimator seeds."""
+    estimator and fraction the mean share error with its interval over estimator seeds and the mean number
+    of distinct coalitions it evaluated."""
+    game, payouts, summary = estimated.game, estimated.payouts, estimated.errors
     m = {"estimator_game_n_owners": game.n, "estimator_game_owners": list(game.owners),
          "outputs_from_independent_replicate": True,
          "estimator_game_prompted_class_share": float(payouts["prompted_class_share"].mean()),
          "estimator_game_prompted_class_even_share": float(payouts["even_class_share"].mean()),
          "estimator_game_prompted_class_top_rate": float(payouts["prompted_class_top"].mean()),
-         "estimator_even_split_share_l1_error": even_split_error(tables),
-         "estimator_n_seeds": int(summary.n_seeds.min())}
+         "estimator_even_split_share_l1_error": even_split_error(estimated.tables),
+         "estimator_n_seeds": int(summary.n_seeds.min()), "estimator_fractions": list(estimated.fractions)}
     for row in summary.itertuples():
-        key = f"estimator_share_l1_error_{metric_key(row.estimator)}_{int(round(100 * row.fraction))}pct"
-        m[key], m[f"{key}_ci"] = float(row.share_l1_error), [float(row.share_l1_error_low),
-                                                               float(row.share_l1_error_high)]
+        key = _key(row.estimator, row.fraction)
+        m[f"estimator_share_l1_error_{key}"], m[f"estimator_share_l1_error_{key}_ci"] = \
+            float(row.share_l1_error), [float(row.share_l1_error_low), float(row.share_l1_error_high)]
+        m[f"estimator_mean_distinct_coalitions_{key}"] = float(row.mean_distinct_coalitions)
     return m
 
 
-def plot(summary: pd.DataFrame, n: int, even_split: float | None = None):
-    """Share error against the fraction of 2^n coalitions evaluated, one line per estimator, with its
-    95% interval over estimator seeds."""
-    import matplotlib.pyplot as plt
-
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-    fig, ax = plt.subplots(figsize=(9.5, 4.2))
-    for k, (name, sel) in enumerate(summary.groupby("estimator", sort=False)):
-        x = sel.fraction.to_numpy() * (1 + 0.015 * (k - 2.5))  # a small offset keeps the bars apart
-        ax.errorbar(x, sel.share_l1_error, yerr=[sel.share_l1_error - sel.share_l1_error_low,
-                                                 sel.share_l1_error_high - sel.share_l1_error],
-                    marker="o", capsize=3, label=name, ls="--" if name.startswith("shapiq") else "-")
-    if even_split is not None:
-        ax.axhline(even_split, color="gray", ls=":", label="even split (no model)")
-    fractions = sorted(summary.fraction.unique())
-    ax.set_xticks(fractions, [f"{f:.0%}\n({budget_of(f, n)})" for f in fractions])
-    ax.set(yscale="log", xlabel=f"coalitions evaluated, fraction of 2^{n} = {2 ** n}",
-           ylabel="L1 error of royalty shares vs exact",
-           title=f"Sampling estimators against exact enumeration: royalty game of {n} owners")
-    low, high = ax.get_ylim()
-    candidates = (0.001, 0.003, 0.01, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
-    ticks = [t for t in candidates if low <= t <= high]
-    if ticks:
-        ax.set_yticks(ticks)
-    ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.grid(False)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
-    return fig
+def _key(name: str, fraction: float) -> str:
+    return f"{metric_key(name)}_{int(round(100 * fraction))}pct"
 
 
-def verdicts(summary: pd.DataFrame, m: dict) -> list[str]:
-    """Sentences: is the game's exact payout sensible, which estimator is best at each fraction and does
-    its interval separate from the next, and how do ours compare with shapiq's."""
-    n = m["estimator_game_n_owners"]
-    share, even_share, top = (m["estimator_game_prompted_class_share"], m["estimator_game_prompted_class_even_share"],
-                              m["estimator_game_prompted_class_top_rate"])
-    out = [f"[estimator game] {n} owners, {2 ** n} coalitions; outputs from an independent replicate of the full "
-           f"coalition. By exact enumeration the owners of the prompted class get {share:.2f} of the revenue on "
-           f"average (an even split would give them {even_share:.2f}) and one of them the largest single share for "
-           f"{top:.0%} of the prompts"
-           + (": a real game, if a less sharp one than the main games." if share > even_share and top >= 0.6 else
-              ": the shares hardly follow the prompt at this scale, but the estimators are still compared with "
-              "the exact values of this same game.")]
-    even = m["estimator_even_split_share_l1_error"]
-    for fraction, sel in summary.groupby("fraction", sort=True):
-        sel = sel.sort_values("share_l1_error")
-        best, second = sel.iloc[0], sel.iloc[1]
-        exact = sel[sel.share_l1_error_high < EXACT].estimator.tolist()
-        if len(exact) >= 2:
-            out.append(f"[{fraction:.0%} of 2^{n} = {int(best.budget)} coalitions] exact (share error below "
-                       f"{EXACT:g} for every seed): {', '.join(exact)}; worst: {sel.iloc[-1].estimator} "
-                       f"({sel.iloc[-1].share_l1_error:.3f}); an even split scores {even:.3f}.")
-            continue
-        ci = lambda r: (r.share_l1_error_low, r.share_l1_error_high)  # noqa: E731
-        out.append(f"[{fraction:.0%} of 2^{n} = {int(best.budget)} coalitions] best: {best.estimator} "
-                   f"(L1 share error {best.share_l1_error:.3f} [{best.share_l1_error_low:.3f}, "
-                   f"{best.share_l1_error_high:.3f}]); next: {second.estimator} ({second.share_l1_error:.3f}); "
-                   + ("their 95% intervals separate." if intervals.separated(ci(best), ci(second)) else
-                      "their 95% intervals overlap, no separation.")
-                   + f" Worst: {sel.iloc[-1].estimator} ({sel.iloc[-1].share_l1_error:.3f}); an even split scores "
-                   f"{even:.3f}.")
-        short = [f"{r.estimator} ({r.mean_distinct_coalitions:.0f} on average)" for r in sel.itertuples()
-                 if r.mean_distinct_coalitions < 0.9 * r.budget]
-        if short:
-            out.append(f"  -> used fewer of the {int(best.budget)} coalitions (they walk whole permutations, "
-                       f"n - 1 coalitions each): {', '.join(short)}.")
-        worse = [r.estimator for r in sel.itertuples() if r.share_l1_error_low > even]
-        if worse:
-            out.append(f"  -> worse than an even split at this budget: {', '.join(worse)}.")
-    pairs = (("permutation (antithetic, ours)", "shapiq PermutationSamplingSV", "antithetic pairs"),
-             ("KernelSHAP (paired, ours)", "shapiq UnbiasedKernelSHAP", "paired KernelSHAP"))
-    for ours, theirs, what in pairs:
-        a, b = summary[summary.estimator == ours], summary[summary.estimator == theirs]
-        parts = []
-        for fraction in sorted(set(a.fraction) & set(b.fraction)):
-            x, y = a[a.fraction == fraction].iloc[0], b[b.fraction == fraction].iloc[0]
-            if max(x.share_l1_error_high, y.share_l1_error_high) < EXACT:
-                parts.append(f"at {fraction:.0%}, both are exact")
+def table_from_metrics(m: dict) -> pd.DataFrame:
+    """The rows of `error_table` that metrics.json keeps: per estimator and fraction, the share error with its
+    interval, the budget and the distinct coalitions evaluated on average."""
+    n, rows = m["estimator_game_n_owners"], []
+    for fraction in m["estimator_fractions"]:
+        for name in ESTIMATORS:
+            key = _key(name, fraction)
+            if f"estimator_share_l1_error_{key}" not in m:
                 continue
-            parts.append(f"at {fraction:.0%}, " + intervals.compare(
-                ours, (x.share_l1_error_low, x.share_l1_error_high),
-                theirs, (y.share_l1_error_low, y.share_l1_error_high)))
-        if parts:
-            out.append(f"  {what}: " + "; ".join(parts) + ".")
-    for name in ("permutation (antithetic, ours)", "KernelSHAP (paired, ours)"):
-        sel = summary[summary.estimator == name].sort_values("fraction")
-        if len(sel) >= 2:
-            a, b = sel.iloc[0], sel.iloc[-1]
-            shrink = intervals.separated((b.share_l1_error_low, b.share_l1_error_high),
-                                         (a.share_l1_error_low, a.share_l1_error_high))
-            out.append(f"  {name}: error {a.share_l1_error:.3f} at {a.fraction:.0%} -> {b.share_l1_error:.3f} at "
-                       f"{b.fraction:.0%}" + (" (intervals separate: more coalitions help)." if shrink and
-                                               b.share_l1_error < a.share_l1_error else
-                                               " (no separated improvement with budget)."))
-    return out
+            low, high = m[f"estimator_share_l1_error_{key}_ci"]
+            rows.append({"estimator": name, "fraction": fraction, "budget": budget_of(fraction, n),
+                         "share_l1_error": m[f"estimator_share_l1_error_{key}"], "share_l1_error_low": low,
+                         "share_l1_error_high": high,
+                         "mean_distinct_coalitions": m[f"estimator_mean_distinct_coalitions_{key}"]})
+    return pd.DataFrame(rows)

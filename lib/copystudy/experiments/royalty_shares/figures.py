@@ -8,6 +8,7 @@ import pandas as pd
 import seaborn as sns
 
 from copystudy.attribution import shapley
+from copystudy.experiments.royalty_shares.estimators import budget_of
 from copystudy.experiments.royalty_shares.steps import METHODS
 
 
@@ -117,5 +118,36 @@ def plot_checks(rows: pd.DataFrame, unprompted: pd.DataFrame):
         axes[2].legend(fontsize=7)
     for ax in axes[:2]:
         ax.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_estimators(summary: pd.DataFrame, n: int, even_split: float | None = None):
+    """Share error against the fraction of 2^n coalitions evaluated, one line per estimator, with its
+    95% interval over estimator seeds."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    fig, ax = plt.subplots(figsize=(9.5, 4.2))
+    for k, (name, sel) in enumerate(summary.groupby("estimator", sort=False)):
+        x = sel.fraction.to_numpy() * (1 + 0.015 * (k - 2.5))  # a small offset keeps the bars apart
+        ax.errorbar(x, sel.share_l1_error, yerr=[sel.share_l1_error - sel.share_l1_error_low,
+                                                 sel.share_l1_error_high - sel.share_l1_error],
+                    marker="o", capsize=3, label=name, ls="--" if name.startswith("shapiq") else "-")
+    if even_split is not None:
+        ax.axhline(even_split, color="gray", ls=":", label="even split (no model)")
+    fractions = sorted(summary.fraction.unique())
+    ax.set_xticks(fractions, [f"{f:.0%}\n({budget_of(f, n)})" for f in fractions])
+    ax.set(yscale="log", xlabel=f"coalitions evaluated, fraction of 2^{n} = {2 ** n}",
+           ylabel="L1 error of royalty shares vs exact",
+           title=f"Sampling estimators against exact enumeration: royalty game of {n} owners")
+    low, high = ax.get_ylim()
+    candidates = (0.001, 0.003, 0.01, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
+    ticks = [t for t in candidates if low <= t <= high]
+    if ticks:
+        ax.set_yticks(ticks)
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.grid(False)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig

@@ -1,19 +1,19 @@
-"""Notebook 05, royalty shares: Shapley values of a coalition game of copyright owners (Wang et al. 2024).
+"""Notebook 05, royalty shares: the main games, played over training seeds (Wang et al. 2024).
 
 Games (typefaces as artists, digit classes as brands, or the reader's own folder) are built in
-`copystudy.attribution.coalition_game`; the full coalition's model generates outputs for every owner's prompt,
-every coalition's model scores them (`copystudy.attribution.coalition_utility`), and each prompt's outputs are
-paid by Shapley royalty share beside leave-one-out and a similarity baseline (`copystudy.attribution.royalty`).
-Then: one owner split into two shell companies, and sampling estimators against exact enumeration.
-Each function is one step of the notebook; `summarize` gives metrics.json and `verdicts` the sentences
-the notebook prints. Figures are in `royalty_figures`.
+`copystudy.attribution.coalition_game`; an independent replicate of the full coalition's model generates
+outputs for every owner's prompt, every coalition's model scores them (`copystudy.attribution.coalition_utility`),
+and each prompt's outputs are paid by Shapley royalty share beside leave-one-out and a similarity baseline
+(`copystudy.attribution.royalty`). Each function is one step of the notebook and returns data; the checks
+that trivial attribution could not pass are in `checks`, the estimator game in `estimators`, metrics.json
+and the verdicts in `summary`, the figures in `figures`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -21,13 +21,13 @@ import pandas as pd
 
 from copystudy import models
 from copystudy.attribution import coalition_game, coalition_utility, royalty, shapley
-from copystudy.common import intervals, parallel
+from copystudy.common import parallel
 from copystudy.common.data import digits, image_folder
 from copystudy.common.glyphs import glyph_owners as render_glyph_owners
 from copystudy.experiments.royalty_shares import folder_roles
 
 DATASETS = ("typefaces", "digits")
-REIMPLEMENTATION_SHARES = (0.26, 0.45)  # the prompted brand's shares among 4 FlickrLogos brands, Stable Diffusion + LoRA
+# (metrics prefix, key of a payout dict, title) of every method that pays a prompt's outputs
 METHODS = (("", "shares", "Shapley royalty share"), ("loo_", "loo_shares", "leave-one-out"),
            ("similarity_", "similarity", "similarity"))
 
@@ -53,9 +53,23 @@ def folder_game_data(data_dir: str, data_dir_public, n_folder_owners: int, image
     return {n: folders[n] for n in owner_names}, {n: folders[n] for n in public_names}
 
 
-def build_games(datasets: list[str], model: dict, image_size: int, pretrain, finetune, cache, prompt_template: str,
-                glyph_owners=(), glyph_chars: str = "", digit_owners=(), data_dir=None, data_dir_public=None,
-                n_folder_owners: int = 5) -> dict[str, coalition_game.CoalitionGame]:
+@dataclass
+class GameData:
+    """What the games are played on: the built-in data sets (typefaces, digits), or the reader's folder
+    (data_dir: one sub-folder per owner, the rest public) with prompts from `prompt_template`."""
+
+    datasets: list[str]
+    image_size: int
+    glyph_owners: list = field(default_factory=list)
+    glyph_chars: str = ""
+    digit_owners: list = field(default_factory=list)
+    data_dir: str | None = None
+    data_dir_public: list | None = None
+    n_folder_owners: int = 5
+    prompt_template: str = "a painting in the style of {owner}"
+
+
+def build_games(data: GameData, model: dict, pretrain, finetune, cache) -> dict[str, coalition_game.CoalitionGame]:
     """Every game to play, by name: the built-in data sets, or one game "folder" on data_dir."""
     if model.get("family") != "diffusion":
         raise ValueError(f"model.family must be 'diffusion' in this notebook, got {model.get('family')!r}")
@@ -64,18 +78,20 @@ def build_games(datasets: list[str], model: dict, image_size: int, pretrain, fin
         from copystudy.models import loading
 
         loading.resolve(model["name_or_path"])
-    shape = {"resolution": image_size} if pretrained else {"image_size": image_size, "channels": 1}
+    shape = {"resolution": data.image_size} if pretrained else {"image_size": data.image_size, "channels": 1}
     games = {}
-    for name in (["folder"] if data_dir is not None else list(datasets)):
+    for name in (["folder"] if data.data_dir is not None else list(data.datasets)):
         config = {**shape, **model}
         if name == "typefaces":
-            owners, public = render_glyph_owners(glyph_owners, glyph_chars, image_size)
+            owners, public = render_glyph_owners(data.glyph_owners, data.glyph_chars, data.image_size)
         elif name == "digits":
-            owners, public = digit_game_data(digit_owners)
+            owners, public = digit_game_data(data.digit_owners)
             config["image_size"] = 8
         else:
-            owners, public = folder_game_data(data_dir, data_dir_public, n_folder_owners, image_size, pretrained)
-        games[name] = coalition_game.build_game(owners, public, config, pretrain, finetune, cache, prompt_template)
+            owners, public = folder_game_data(data.data_dir, data.data_dir_public, data.n_folder_owners,
+                                              data.image_size, pretrained)
+        games[name] = coalition_game.build_game(owners, public, config, pretrain, finetune, cache,
+                                                data.prompt_template)
     return games
 
 
@@ -247,94 +263,16 @@ def mean_pay(pays: dict) -> dict:
     return {key: np.mean([pay[key] for pay in pays.values()], axis=0) for key in next(iter(pays.values()))}
 
 
-def seed_metrics(name: str, game, pays: dict) -> dict:
-    """Over training seeds: the prompted owner's top-share rate (Wilson interval over prompts x seeds) and
-    mean share (t interval over seeds), for each method; the mean share matrix; and the prompted owner's
-    Shapley value in bits, with its spread over seeds beside the Monte Carlo error of one seed's bound."""
-    seeds, m = list(pays), {}
-    for prefix, key, _ in METHODS:
-        per = [royalty.prompted_owner_metrics(pays[s][key]) for s in seeds]
-        wins = int(round(sum(p["prompted_owner_top_share_rate"] * game.n for p in per)))
-        rate, lo, hi = intervals.wilson(wins, game.n * len(seeds))
-        m[f"{name}_{prefix}prompted_owner_top_share_rate"], m[f"{name}_{prefix}prompted_owner_top_share_rate_ci"] = \
-            rate, [lo, hi]
-        mean, lo, hi = intervals.mean_ci([p["mean_prompted_share"] for p in per])
-        m[f"{name}_{prefix}mean_prompted_share"], m[f"{name}_{prefix}mean_prompted_share_ci"] = mean, [lo, hi]
-    shares = mean_pay(pays)["shares"]
-    m[f"{name}_share_matrix"] = {game.owners[p]: dict(zip(game.owners, map(float, shares[p]))) for p in range(game.n)}
-    own = np.array([np.diag(pays[s]["shapley"]) for s in seeds])  # [seeds, prompts]
-    mean, lo, hi = intervals.mean_ci(own.mean(1))
-    m[f"{name}_prompted_shapley_bits"], m[f"{name}_prompted_shapley_bits_ci"] = mean, [lo, hi]
-    m[f"{name}_prompted_shapley_mc_se_bits"] = float(np.median([np.diag(pays[s]["shapley_se"]) for s in seeds]))
-    m[f"{name}_prompted_shapley_seed_sd_bits"] = float(np.median(own.std(0, ddof=1))) if len(seeds) > 1 else 0.0
-    m[f"{name}_n_owners"] = game.n
-    return m
+@dataclass
+class Played:
+    """The main games over training seeds, as `summary.summarize` reads them."""
 
+    games: dict  # {game: CoalitionGame} as built (fine-tune seed `seed`)
+    seeded: dict  # {seed: {game: CoalitionGame}}: `replicates`
+    outputs: dict  # {seed: {game: Outputs}}: `generate_replicates`
+    pays: dict  # {game: {seed: payout dict}}: `seed_payouts`
+    noise: pd.DataFrame  # `noise_table`
 
-def summary_table(metrics: dict, games: dict) -> pd.DataFrame:
-    """One row per (game, method): top-share rate and mean prompted share with their 95% intervals."""
-    rows = []
-    for name, game in games.items():
-        for prefix, _, title in METHODS:
-            rate, share = f"{name}_{prefix}prompted_owner_top_share_rate", f"{name}_{prefix}mean_prompted_share"
-            rows.append({"dataset": name, "method": title, "top_share_rate": metrics[rate],
-                         "top_share_rate_ci": _fmt(metrics[f"{rate}_ci"]), "mean_prompted_share": metrics[share],
-                         "mean_prompted_share_ci": _fmt(metrics[f"{share}_ci"]), "uniform_share": 1 / game.n})
-    return pd.DataFrame(rows)
-
-
-def _fmt(ci) -> str:
-    return f"[{ci[0]:.2f}, {ci[1]:.2f}]"
-
-
-def verdicts(metrics: dict, games: dict, pays: dict) -> list[str]:
-    """Does the prompted owner get the largest share, and do the baselines too? One sentence each, with
-    95% intervals over seeds (pays: {game: {seed: pay}})."""
-    out = []
-    for name, game in games.items():
-        def ci(key):
-            lo, hi = metrics[f"{name}_{key}_ci"]
-            return f"{metrics[f'{name}_{key}']:.2f} [{lo:.2f}, {hi:.2f}]"
-
-        n_seeds = len(pays[name])
-        out.append(f"[{name}] over {n_seeds} training seeds x {game.n} prompts, the prompted owner gets the largest "
-                   f"Shapley royalty share at a rate of {ci('prompted_owner_top_share_rate')}; its mean share is "
-                   f"{ci('mean_prompted_share')} against {1 / game.n:.2f} for an even split. Leave-one-out: "
-                   f"{ci('loo_prompted_owner_top_share_rate')}, {ci('loo_mean_prompted_share')}; similarity: "
-                   f"{ci('similarity_prompted_owner_top_share_rate')}, {ci('similarity_mean_prompted_share')}.")
-        srs, sim = metrics[f"{name}_mean_prompted_share_ci"], metrics[f"{name}_similarity_mean_prompted_share_ci"]
-        lo = metrics[f"{name}_prompted_owner_top_share_rate_ci"][0]
-        sim_lo = metrics[f"{name}_similarity_prompted_owner_top_share_rate_ci"][0]
-        out.append(("  -> the paper's claim holds here: the named owner is paid most, and the rate's interval is "
-                    "above 1/2" if lo > 0.5 else "  -> the claim is not established at this scale: the top-share "
-                    "rate's interval reaches below 1/2")
-                   + ("; but the model-free similarity baseline names the owner too, so this test alone cannot tell "
-                      "the methods apart (" if sim_lo > 0.5 else "; the similarity baseline's rate reaches below 1/2 (")
-                   + intervals.compare("Shapley's mean prompted share", srs, "similarity's", sim) + ").")
-        mean_pay_ = mean_pay(pays[name])
-        for p in range(game.n):
-            winner = int(mean_pay_["shares"][p].argmax())
-            if winner != p:
-                out.append(f"  miss (mean over seeds): prompt {game.owners[p]} pays {game.owners[winner]} most "
-                           f"({mean_pay_['shares'][p, winner]:.2f} against {mean_pay_['shares'][p, p]:.2f}).")
-        out.append(f"  noise: the prompted owner's Shapley value is {ci('prompted_shapley_bits')} bits; it varies by "
-                   f"{metrics[f'{name}_prompted_shapley_seed_sd_bits']:.1f} bits (median standard deviation) between "
-                   f"training seeds, against a Monte Carlo standard error of "
-                   f"{metrics[f'{name}_prompted_shapley_mc_se_bits']:.1f} bits within one seed's bound "
-                   f"(common random numbers: one utility's error is {metrics[f'{name}_median_se_utility_bits']:.1f} "
-                   f"bits, a difference full - base {metrics[f'{name}_median_se_full_minus_base_bits']:.1f}).")
-    return out
-
-
-def reimplementation_gap(metrics: dict, games: dict) -> str:
-    """This study's mean prompted shares, with intervals, beside the public re-implementation's range."""
-    lo, hi = REIMPLEMENTATION_SHARES
-    parts, above = [], []
-    for name, game in games.items():
-        mean, (a, b) = metrics[f"{name}_mean_prompted_share"], metrics[f"{name}_mean_prompted_share_ci"]
-        parts.append(f"{name} {mean:.2f} [{a:.2f}, {b:.2f}] ({game.n} owners, even split {1 / game.n:.2f})")
-        above.append(a > hi)
-    return (f"[against the re-implementation] mean prompted share here: {'; '.join(parts)}; the re-implementation "
-            f"on FlickrLogos with Stable Diffusion found {lo:.2f}-{hi:.2f} (4 brands, even split 0.25). "
-            + ("Every interval here lies above its range: the gap is not training-seed noise." if all(above) else
-               "Not every interval here lies above its range: part of the gap may be seed noise."))
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.seeded)
