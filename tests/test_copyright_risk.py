@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from copystudy.experiments.copyright_risk.design import CanaryPlan, Folds
 from copystudy.memorization import risk as R
 
 
@@ -38,7 +39,7 @@ def test_regions_and_ranking():
 
 # ---- images: the k-fold design ---------------------------------------------------------------------
 def test_image_folds_are_equal_and_each_model_trains_on_every_fold_but_its_own():
-    from copystudy.experiments.copyright_risk.steps import image_folds, image_training_indices
+    from copystudy.experiments.copyright_risk.image_game import image_folds, image_training_indices
 
     fold = image_folds(63, 3, seed=0)
     assert sorted(np.bincount(fold)) == [21, 21, 21]
@@ -74,21 +75,21 @@ def _fake_image_results(works, fold, seeds, heldout_l2, fidelity, info=lambda s,
 
 def _fake_image_map():
     from copystudy.memorization import distances
-    from copystudy.experiments.copyright_risk import steps as cr
+    from copystudy.experiments.copyright_risk import image_game as cr
 
     works, heldout = _images(9, 0), _images(30, 1)
     fold = cr.image_folds(9, 3, seed=0)
     heldout_l2 = distances.nearest(works, heldout, "l2")[1]
     fidelity = np.array([0.95, 0.9, 0.6, 0.6, 0.3, 0.2, 0.1, 0.0, 0.0])
     results = _fake_image_results(works, fold, [0, 1, 2], heldout_l2, fidelity, info=lambda s, w: 300.0 + 10 * s + w)
-    return cr.image_map(works, heldout, fold, results, [0, 1, 2], ratio=0.5, levels=17, context_bins=4)
+    return cr.image_map(works, heldout, fold, results, Folds(3, (0, 1, 2), 0), 0.5, R.PixelContextModel(17, 4))
 
 
 def test_image_table_takes_information_from_the_model_that_never_saw_the_work():
     """info_bits is the fold's model's (300 + 10 x seed here), seen_bits the others' (100); fidelity the
     mean over the seen models; and a result that claims the reference trained on the work is refused."""
     from copystudy.memorization import distances
-    from copystudy.experiments.copyright_risk import steps as cr
+    from copystudy.experiments.copyright_risk import image_game as cr
 
     works, heldout = _images(6, 0), _images(30, 1)
     fold = cr.image_folds(6, 3, seed=0)
@@ -115,7 +116,7 @@ def test_copy_agreement_is_not_a_function_of_the_plotted_fidelity():
     A has a sample at 0.4 x its look-alike distance in both models (over the 0.1 RMS threshold: no
     copy); B is copied exactly by one model and missed (0.8 x) by the other."""
     from copystudy.memorization import distances
-    from copystudy.experiments.copyright_risk import steps as cr
+    from copystudy.experiments.copyright_risk import image_game as cr
 
     rng = np.random.default_rng(0)
     works, heldout = _images(4, 0), _images(40, 1)
@@ -143,12 +144,12 @@ def test_copy_agreement_is_not_a_function_of_the_plotted_fidelity():
 @pytest.fixture(scope="module")
 def tiny_image_risk():
     from copystudy.common import data
-    from copystudy.experiments.copyright_risk.steps import image_risk
+    from copystudy.experiments.copyright_risk.steps import DiffusionRecipe, ImageProbe, image_risk
 
     pool, heldout, _ = data.image_split(None, 8, 40, 0)
     spec = {"family": "diffusion", "block_channels": [8, 16], "layers_per_block": 1, "attention": False}
-    return pool[:8], image_risk(pool[:8], heldout, spec, 3, 8, 1e-3, 6, 2, 0.15, 0.5, 17, 4, k=3, seeds=[0, 1],
-                                n_strata=4, n_decoder=2, seed=0)
+    return pool[:8], image_risk(pool[:8], heldout, DiffusionRecipe(spec, 3, 8, 1e-3), ImageProbe(6, 2, 0.15, 0.5, 4, 2),
+                                Folds(3, (0, 1), 0), R.PixelContextModel(17, 4))
 
 
 def test_image_risk_trains_every_model_the_same_steps_and_scores_no_work_by_a_model_that_saw_it(tiny_image_risk):
@@ -165,7 +166,7 @@ def test_image_risk_trains_every_model_the_same_steps_and_scores_no_work_by_a_mo
 
 
 def test_image_summary_and_verdicts_from_known_scores():
-    from copystudy.experiments.copyright_risk import steps as cr
+    from copystudy.experiments.copyright_risk import summary as cr
 
     images = _fake_image_map()
     m = cr.image_summary(images, 0.5, 0.15, 3)
@@ -192,7 +193,7 @@ def _small_corpus(n_bytes=12_000):
 
 
 def test_assign_folds_gives_every_document_one_fold_and_no_fold_empty():
-    from copystudy.experiments.copyright_risk.steps import assign_folds
+    from copystudy.experiments.copyright_risk.text_game import assign_folds
 
     docs = _small_corpus()
     fold = assign_folds(docs, 3, seed=0)
@@ -206,9 +207,9 @@ def test_assign_folds_gives_every_document_one_fold_and_no_fold_empty():
 def test_reference_model_never_trained_on_the_work_and_seen_models_did():
     """The invariant of the k-fold design, on the training texts themselves: the reference of a work
     (model `fold`) never has the work in its training text; every other model has it."""
-    from copystudy.experiments.copyright_risk.steps import text_design, training_text
+    from copystudy.experiments.copyright_risk.text_game import text_design, training_text
 
-    design = text_design(_small_corpus(), 3, [1, 4], 2, 6, format_lines=30, seed=0)
+    design = text_design(_small_corpus(), 3, CanaryPlan((1, 4), 2, 6, 30), seed=0)
     trained = [training_text(design, j) for j in range(design.k)]
     texts = [b"\x00".join(t.values()) for t in trained]
     for name, doc in design.docs.items():  # planted canary lines break a document up: seen = by name
@@ -224,9 +225,9 @@ def test_reference_model_never_trained_on_the_work_and_seen_models_did():
 def test_fold_table_takes_information_from_the_reference_and_fidelity_from_the_others():
     """With fake scores that name the model they came from (model m gives 100 + m bits to everything),
     every row's info_bits must be its fold's model's, and seen_bits the mean of the other models'."""
-    from copystudy.experiments.copyright_risk.steps import fold_table, text_design
+    from copystudy.experiments.copyright_risk.text_game import fold_table, text_design
 
-    design = text_design(_small_corpus(), 3, [1, 2], 1, 6, format_lines=0, seed=0)
+    design = text_design(_small_corpus(), 3, CanaryPlan((1, 2), 1, 6, 0), seed=0)
     results = {(s, m): {"doc_bits": {n: 100.0 + m for n in design.docs},
                         "canary_bits": [100.0 + m] * len(design.canaries),
                         "report": {i: (m == 1, float(m)) for i, f in enumerate(design.canary_fold) if f != m}}
@@ -244,9 +245,9 @@ def test_summary_and_verdicts_from_known_scores():
     """Fake scores with a known answer: one document 60% memorised, the rest 10%; x1 canaries 10%,
     x8 canaries 90% and extracted by every seen model; the reference pays 20 + seed bits a secret."""
     from copystudy.memorization import canaries
-    from copystudy.experiments.copyright_risk import steps as cr
+    from copystudy.experiments.copyright_risk import summary as cr, text_game
 
-    design = cr.text_design(_small_corpus(), 3, [1, 8], 1, 6, format_lines=0, seed=0)
+    design = text_game.text_design(_small_corpus(), 3, CanaryPlan((1, 8), 1, 6, 0), seed=0)
     first = max(design.docs, key=lambda n: len(design.docs[n]))  # >= 100 bits: rich
     results = {}
     for s in (0, 1, 2):
@@ -258,7 +259,7 @@ def test_summary_and_verdicts_from_known_scores():
                 "canary_bits": [20.0 + s if i not in seen else (20.0 + s) * (0.1 if c.dup == 8 else 0.9)
                                 for i, c in enumerate(design.canaries)],
                 "report": {i: (design.canaries[i].dup == 8, 5.0) for i in seen}}
-    text = cr.text_map(design, results, [0, 1, 2], info_cut=100.0, fidelity_cut=0.5)
+    text = text_game.text_map(design, results, [0, 1, 2], info_cut=100.0, fidelity_cut=0.5)
     m = cr.summarize(_fake_image_map(), text, 0.5, 0.15, 2, 6, 0.5)
     assert m["image_n_seeds"] == 3 and m["n_seeds"] == 3 and m["text_folds"] == 3
     assert m["canary_info_bits_mean"] == pytest.approx(21.0)
@@ -278,14 +279,14 @@ def test_summary_and_verdicts_from_known_scores():
 
 @pytest.fixture(scope="module")
 def tiny_text_risk():
-    from copystudy.experiments.copyright_risk.steps import text_risk
+    from copystudy.experiments.copyright_risk.steps import LMRecipe, text_risk
 
-    return text_risk(_small_corpus(8_000), [1, 4], 1, 6, {"n_layer": 1, "n_head": 1, "n_embd": 16}, 64, 3, 8, 3e-3,
-                     15, info_cut=100.0, fidelity_cut=0.3, k=2, seeds=[0, 1], format_lines=10, seed=0)
+    return text_risk(_small_corpus(8_000), LMRecipe({"n_layer": 1, "n_head": 1, "n_embd": 16}, 64, 3, 8, 3e-3),
+                     CanaryPlan((1, 4), 1, 6, 10, 15), Folds(2, (0, 1), 0), info_cut=100.0, fidelity_cut=0.3)
 
 
 def test_text_regions_follow_the_stated_thresholds(tiny_text_risk):
-    from copystudy.experiments.copyright_risk.steps import weakest_references
+    from copystudy.experiments.copyright_risk.text_game import weakest_references
 
     text = tiny_text_risk
     ranked = text.ranked
@@ -302,7 +303,7 @@ def test_text_regions_follow_the_stated_thresholds(tiny_text_risk):
 
 def test_information_fidelity_association_is_the_permutation_test(tiny_text_risk):
     from copystudy.common import intervals
-    from copystudy.experiments.copyright_risk.steps import N_PERM
+    from copystudy.experiments.copyright_risk.design import N_PERM
 
     text = tiny_text_risk
     rho, p = intervals.permutation_test(text.table["info_bits"], text.table["fidelity"], N_PERM, 0)

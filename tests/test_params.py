@@ -135,7 +135,7 @@ def test_a_params_file_with_a_byte_order_mark_reads(tmp_path):
     ("memorization", ["lm_context=20"], "lm_context=20 is shorter than a canary line after a line break \\(33 bytes"),
     ("memorization", ["n_digits=2", "n_candidates=200"], "n_candidates=200 exceeds the 99 other secrets"),
     ("memorization", ["epochs=[800, 200]"], "not increasing"),
-    ("memorization", ["n_seeds=0"], "parameter 'n_seeds' must be int >= 1"),
+    ("memorization", ["seeds=[0, 0]"], "parameter 'seeds' must be list of unique int >= 0 .*0 appears twice"),
     ("description_length", ["work_bytes=[4000, 1500]"], "not \\[low, high\\]"),
 ])
 def test_the_study_refuses_bad_values_naming_them(name, sets, message):

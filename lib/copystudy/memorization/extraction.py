@@ -13,9 +13,30 @@ kind?". `carlini_ratio` is the paper's score.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from copystudy.memorization.distances import DISTANCES, nearest, pairwise_distances
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """When a sample counts as extracted: distance, threshold, ratio to held-out, tile grid."""
+
+    distance: str = "l2"
+    threshold: float = 0.15
+    ratio: float = 0.5
+    grid: int = 4
+
+    def table(self, samples, train, heldout, distance: str | None = None):
+        """`extraction_table` of the samples under this criterion (another distance if given)."""
+        return extraction_table(samples, train, heldout, distance or self.distance, self.threshold, self.ratio,
+                                self.grid)
+
+    def describe(self) -> str:
+        return f"{self.distance} <= {self.threshold} and <= {self.ratio} x nearest held-out"
+
 
 def carlini_ratio(samples: np.ndarray, train: np.ndarray, kind: str = "l2", n_neighbours: int = 50,
                   alpha: float = 0.5, grid: int = 4) -> np.ndarray:
