@@ -14,7 +14,6 @@ from copystudy.experiments.description_length import steps as description_length
 from copystudy.experiments.description_length import summary as dl_summary
 from copystudy.experiments.lm_compression import steps as lm_compression
 from copystudy.experiments.lm_compression import summary as lm_summary
-from copystudy.experiments.memorization import steps as memorization
 from copystudy.experiments.royalty_shares import steps as royalty_shares
 from copystudy.common.verdicts import rises, trend
 
