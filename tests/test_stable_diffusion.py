@@ -107,8 +107,7 @@ def test_royalty_shares_notebook_runs_on_a_tiny_stable_diffusion(tmp_path, run_n
 
 
 @pytest.mark.parametrize("case, message, code", [
-    pytest.param("bad_model", "neither a local folder nor in the local Hugging Face cache", 1,
-                 marks=[pytest.mark.notebook, pytest.mark.slow]),  # a kernel starts, then stops before training
+    ("bad_model", "neither a local folder nor in the local Hugging Face cache", 2),  # the runner's offline model check
     ("empty_owner", "owner folder .*carol has no images", 2),  # refused by the runner, before any kernel
     ("no_data_dir", "plays on your own images: set data_dir", 2),
 ])
