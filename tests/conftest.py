@@ -14,6 +14,18 @@ import pytest
 from copystudy.runner.params import declared_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def locked_versions() -> dict[str, str]:
+    """requirements.lock as {normalised name: pinned version}."""
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            name, _, version = line.partition("==")
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
 # every notebook of the study, discovered as the runner discovers them (notebooks/NN_<name>.ipynb)
 NOTEBOOKS = sorted(p.stem.partition("_")[2] for p in (ROOT / "notebooks").glob("[0-9]*_*.ipynb"))
 

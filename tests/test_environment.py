@@ -5,24 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from conftest import locked_versions
+
 
 def test_jupyterlab_is_in_the_environment():
     out = subprocess.run([sys.executable, "-m", "jupyterlab", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip().split(".")[0] == "4"
-
-
-def _lock() -> dict[str, str]:
-    """requirements.lock as {normalised name: pinned version}."""
-    from packaging.utils import canonicalize_name
-
-    from conftest import ROOT
-
-    pins = {}
-    for line in (ROOT / "requirements.lock").read_text().splitlines():
-        if line and not line.startswith((" ", "#")):
-            name, _, version = line.partition("==")
-            pins[canonicalize_name(name)] = version.strip()
-    return pins
 
 
 def test_the_installed_versions_are_the_locked_ones():
@@ -33,7 +21,7 @@ def test_the_installed_versions_are_the_locked_ones():
 
     from packaging.version import Version
 
-    pins = _lock()
+    pins = locked_versions()
     assert len(pins) > 100 and pins["torch"] == "2.13.0"
     differ = []
     for name, version in sorted(pins.items()):
@@ -58,7 +46,7 @@ def test_the_lock_satisfies_every_range_of_pyproject():
     from conftest import ROOT
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pins = _lock()
+    pins = locked_versions()
     for text in project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]:
         req = Requirement(text)
         name = canonicalize_name(req.name)

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 import yaml
 
-from conftest import NOTEBOOKS, ROOT
+from conftest import NOTEBOOKS, ROOT, locked_versions
 from copystudy.runner import plan
 from copystudy.runner.params import declared_parameters, read_params_file
 
@@ -37,17 +37,6 @@ def test_the_parameter_cell_equals_default_yaml(name):
 def _cells(nb) -> list[tuple[str, str]]:
     """(type, source) of every cell but papermill's injected parameters: what a run executed."""
     return [(c.cell_type, c.source) for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
-
-
-def _locked_versions() -> dict[str, str]:
-    from packaging.utils import canonicalize_name
-
-    pins = {}
-    for line in (ROOT / "requirements.lock").read_text().splitlines():
-        if line and not line.startswith((" ", "#")):
-            name, _, version = line.partition("==")
-            pins[canonicalize_name(name)] = version.strip()
-    return pins
 
 
 @pytest.mark.provenance
@@ -75,7 +64,7 @@ def test_the_canonical_run_is_what_the_code_makes(name):
         problems.append(f"the run's status is {manifest.get('status')!r} with overrides {manifest.get('overrides')}")
     if manifest.get("git", {}).get("dirty") is not False:
         problems.append(f"the tree was not clean (git: {manifest.get('git')})")
-    pins = _locked_versions()
+    pins = locked_versions()
     for package, version in manifest.get("versions", {}).items():
         locked = pins.get(canonicalize_name(package))
         if locked is not None and Version(Version(version).public) != Version(locked):
