@@ -118,10 +118,6 @@ def get(name: str) -> Compressor:
     return COMPRESSORS[name]
 
 
-def _as_bytes(data) -> bytes:
-    return bytes(data)
-
-
 def compressed_size(name: str, chunks: list[bytes], accounting: str = "paper", verify: bool = False,
                     progress=None) -> int:
     """Total compressed bytes of independently compressed chunks (see the module's docstring for the
@@ -132,15 +128,21 @@ def compressed_size(name: str, chunks: list[bytes], accounting: str = "paper", v
         raise ValueError(f"accounting must be one of {ACCOUNTINGS}, got {accounting!r}")
     chunks = [bytes(c) for c in chunks]
     if len(chunks) <= 1 or accounting == "paper":
-        total = 0
-        for chunk in (chunks if progress is None else progress(chunks)):
-            out = comp.compress(chunk)
-            if verify and comp.decompress(out) != chunk:
-                raise ValueError(f"{name}: round trip failed on a chunk of {len(chunk)} bytes")
-            total += len(out)
-        return total - max(0, len(chunks) - 1) * comp.header_bytes()
+        return _paper_size(comp, chunks, verify, progress)
     pieces = chunks if progress is None else progress(chunks)
     return sum(comp.chunk_bytes(c, verify) for c in pieces) + comp.wrapper
+
+
+def _paper_size(comp: Compressor, chunks: list[bytes], verify: bool = False, progress=None) -> int:
+    """The "paper" accounting: every chunk in its container, the one-byte output subtracted for every
+    chunk but the first."""
+    total = 0
+    for chunk in (chunks if progress is None else progress(chunks)):
+        out = comp.compress(chunk)
+        if verify and comp.decompress(out) != chunk:
+            raise ValueError(f"{comp.name}: round trip failed on a chunk of {len(chunk)} bytes")
+        total += len(out)
+    return total - max(0, len(chunks) - 1) * comp.header_bytes()
 
 
 def sizes(chunks: list[bytes], names: list[str] | None = None, verify: bool = False, accounting: str = "paper",
@@ -180,11 +182,5 @@ def zstd_dictionary_size(chunks: list[bytes], dictionary, verify: bool = False) 
     the decoder holds it, as it holds the LM's weights), the fixed frame cost counted once."""
     comp = zstandard.ZstdCompressor(level=19, dict_data=dictionary)
     dec = zstandard.ZstdDecompressor(dict_data=dictionary)
-    sizes = []
-    for chunk in chunks:
-        out = comp.compress(bytes(chunk))
-        if verify and dec.decompress(out) != bytes(chunk):
-            raise ValueError(f"zstd with a dictionary: round trip failed on a chunk of {len(chunk)} bytes")
-        sizes.append(len(out))
-    header = len(comp.compress(b"\x00"))
-    return sum(sizes) - (len(chunks) - 1) * header if chunks else 0
+    with_dict = Compressor("zstd with a dictionary", "zstd -19 with a dictionary", comp.compress, dec.decompress)
+    return _paper_size(with_dict, [bytes(c) for c in chunks], verify)
