@@ -35,7 +35,7 @@ from copystudy import PROGRESS_TO
 from copystudy.common import parallel
 from copystudy.common.parallel import THREAD_VARIABLES
 from copystudy.runner import ownership, runfolder
-from copystudy.runner.kernel import KERNEL_NAME, ensure_kernel, kernel_threads, local_kernel_manager  # noqa: F401
+from copystudy.runner.kernel import ensure_kernel, kernel_threads, local_kernel_manager
 from copystudy.runner.params import ParameterError
 from copystudy.runner.plan import Execution, Plan, prepare, project_root, relative_to_project
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -117,13 +116,15 @@ def main(args: argparse.Namespace) -> int:
     if args.chunk_size < 0:
         print(f"error: --chunk-size must be >= 0 (0: unchunked), got {args.chunk_size}", file=sys.stderr)
         return 2
-    if args.output:
-        from copystudy.tools import lmz_cli
+    from copystudy.tools import lmz_cli
 
+    if args.output:
         return lmz_cli.run(lmz_cli.compress_to, args)
     path = Path(args.file)
-    if not path.is_file() or not os.access(path, os.R_OK):
-        print(f"error: {path} is not a file this user can read", file=sys.stderr)
+    try:
+        lmz_cli.check_readable(path)
+    except lmz_cli.Refused as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         t0 = time.time()

@@ -31,10 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace the output if it exists")
 
 
-def check_paths(source: Path, output: Path, force: bool) -> None:
-    """Refused unless source is a readable file and output a new (or, with force, replaceable) file path."""
+def check_readable(source: Path) -> None:
+    """Refused unless source is a file this user can read (compress's measuring mode checks only this)."""
     if not source.is_file() or not os.access(source, os.R_OK):
         raise Refused(f"{source} is not a file this user can read")
+
+
+def check_paths(source: Path, output: Path, force: bool) -> None:
+    """Refused unless source is a readable file and output a new (or, with force, replaceable) file path."""
+    check_readable(source)
     if output.is_dir():
         raise Refused(f"{output} is a folder; -o takes a file name")
     if output.exists() and output.resolve() == source.resolve():
@@ -71,9 +76,7 @@ def write_new(output: Path, data: bytes, force: bool) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _bar(desc: str, show: bool):
-    if not show:
-        return None
+def _bar(desc: str):
     from copystudy.models.training import progress
 
     return lambda it, **kw: progress(it, desc=desc, **kw)
@@ -102,9 +105,9 @@ def compress_to(args) -> int:
     model = _model(args.run)
     data = source.read_bytes()
     processes, t0 = _processes(), time.perf_counter()
-    blob, _ = lmz.encode(data, model, args.chunk_size, processes, _bar(f"compress {source.name}", True))
+    blob, _ = lmz.encode(data, model, args.chunk_size, processes, _bar(f"compress {source.name}"))
     seconds = time.perf_counter() - t0
-    if args.verify and lmz.decode(blob, model, processes, _bar("verify", True)) != data:
+    if args.verify and lmz.decode(blob, model, processes, _bar("verify")) != data:
         raise Refused("the round trip did not give the file back; nothing was written")
     write_new(output, blob, args.force)
     rate = f"{100 * len(blob) / len(data):.2f} %" if data else "-"
@@ -122,7 +125,7 @@ def decompress_to(args) -> int:
     model = _model(args.run)
     lmz.check_model(header, model)
     processes, t0 = _processes(), time.perf_counter()
-    data = lmz.decode(blob, model, processes, _bar(f"decompress {source.name}", True))
+    data = lmz.decode(blob, model, processes, _bar(f"decompress {source.name}"))
     seconds = time.perf_counter() - t0
     write_new(output, data, args.force)
     print(f"{source}: {len(blob):,} -> {len(data):,} bytes, SHA-256 checked, in {seconds:.1f} s, "
