@@ -25,7 +25,11 @@ def rates_part(rows: list, lm, model) -> None:
     from copystudy.compression import rates
     from copystudy.experiments.lm_compression.steps import texts
 
-    held = texts(None, 0.1, None, seed=0)[0].heldout_text  # params/lm_compression/default.yaml's split
+    import yaml
+
+    p = yaml.safe_load((ROOT / "params" / "lm_compression" / "default.yaml").read_text())
+    held = texts(p["text_files"], p["heldout_fraction"], p["eval_bytes"], p["validation_fraction"],
+                 seed=p["seed"])[0].heldout_text  # the canonical run's held-out text
     for chunk_size in (2048, None):
         label = rates.chunking_label(chunk_size)
         runs = {coder: rates.lm_code(lm, held, chunk_size, show_progress=False, integer=coder == "integer")

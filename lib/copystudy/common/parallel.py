@@ -17,7 +17,7 @@ hit. Without a scheduler nothing of Dask is imported.
 
 When $COPYSTUDY_TASK_LOG names a file (the runner sets it to the run's tasks.csv), every task appends
 one line to it: its stage (one `map_tasks`/`submit_tasks` call), description, worker, start and end
-(`benchmarks/profile.py` turns these into work, span and predicted wall times on more workers).
+(`benchmarks/task_profile.py` turns these into work, span and predicted wall times on more workers).
 """
 
 from __future__ import annotations

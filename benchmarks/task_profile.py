@@ -1,6 +1,6 @@
 """A profile of the study from its runs' task logs: where the time goes, and the wall time on more cores.
 
-    python benchmarks/profile.py [--run default] [--out benchmarks/results] [--check RUN_DIR ...]
+    python benchmarks/task_profile.py [--run default] [--out benchmarks/results] [--check RUN_DIR ...]
 
 For every results/<notebook>/<run>/ with a tasks.csv (written by the runner, one row per parallel
 task): the notebook's wall time, its serial seconds (the kernel alone), its work and span, the
