@@ -228,6 +228,60 @@ def test_early_stopping_keeps_the_best_weights_and_stops_after_patience(monkeypa
     assert float(holder.model.weight.detach()[0, 0]) == 19.0  # the weights after step index 19, i.e. 20 steps
 
 
+def test_a_plateau_cuts_the_learning_rate_and_restores_the_best_before_the_last_one_stops(monkeypatch):
+    import torch
+
+    class Holder:
+        model = torch.nn.Linear(2, 2)
+
+    # scores after 10, 20, ... steps: best 4.0 at 20, a plateau at 30-40 (cut 1, back to 20's weights), best 3.0
+    # at 50, a plateau at 60-70 (cut 2, back to 50's weights), a plateau at 80-90: stop
+    holder, scores = Holder(), iter([5.0, 4.0, 4.1, 4.2, 3.0, 3.5, 3.6, 3.7, 3.1])
+    monkeypatch.setattr(es, "validation_bits", lambda model, data: next(scores))
+    stop = es.EarlyStopping(holder, b"", every=10, patience=2, last_step=999, decays=2, decay_factor=0.5)
+    factors, weights_after_cut = [], []
+    for step in range(1000):
+        with torch.no_grad():
+            holder.model.weight.fill_(step)
+        before = stop.lr_factor
+        if stop(step):
+            break
+        factors.append(stop.lr_factor)
+        if stop.lr_factor != before:
+            weights_after_cut.append(float(holder.model.weight.detach()[0, 0]))
+    assert step == 89 and stop.best_bits == 3.0 and stop.best_step == 50
+    assert sorted(set(factors), reverse=True) == [1.0, 0.5, 0.25]
+    assert weights_after_cut == [19.0, 49.0]  # each cut puts the best weights back
+    assert stop.plateau_schedule(500, 1000, 0.1) == 0.1 * 0.25  # past the warm-up: lr x the cuts so far
+
+
+def test_the_constant_and_plateau_schedules_do_not_end_at_the_ceiling():
+    from copystudy.models import training
+
+    assert training.constant_lr(500, 1000, 0.1) == training.constant_lr(999, 1000, 0.1) == 0.1
+    assert training.cosine_lr(999, 1000, 0.1) < 0.011  # the cosine ends at 10% of lr
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        training.train(torch_linear(), lambda step: None, 1, 0.1, progress_bar=False, schedule="linear")
+
+
+def torch_linear():
+    import torch
+
+    return torch.nn.Linear(2, 2)
+
+
+def test_early_stopping_fires_on_bytes_with_nothing_to_learn():
+    """Uniformly random bytes: after the first steps the validation score cannot improve, so every
+    model stops (after its plateaus and cuts) long before a ceiling it could never need."""
+    from copystudy.common import parallel
+
+    recipe = es.Recipe(model=TINY, batch_size=4, lr=3e-3, epochs=1.0, min_steps=400, max_steps=400, eval_every=5,
+                       patience=3)
+    with parallel.single_thread():
+        m = es.train_early_stopped(recipe, bytes(np.random.default_rng(5).integers(0, 256, 1500, dtype=np.uint8)), 0)
+    assert m.stopped_early and m.train_steps < 200 and m.step_ceiling == 400
+
+
 def test_early_stopped_trainer_is_deterministic_and_restores_its_best():
     from copystudy.common import parallel
 

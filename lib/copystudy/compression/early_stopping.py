@@ -33,10 +33,13 @@ def training_steps(n_bytes: int, epochs: float, batch_size: int, context: int,
 class Recipe:
     """How every model of the code lengths is trained from scratch.
 
-    AdamW (warm-up, cosine decay over the step ceiling) on random windows of the prefix minus its
-    validation split; the ceiling is `epochs` passes over those bytes, clipped to [min_steps,
-    max_steps]. Every `eval_every` steps (and at the ceiling) the validation split is scored; the best
-    weights are kept, and training stops after `patience` scores without improvement."""
+    AdamW on random windows of the prefix minus its validation split, with a warm-up and then the
+    learning-rate `schedule`: "constant" (the ceiling only caps the run, so the validation score
+    decides its length) or "cosine" (decay over the ceiling, which keeps improving the score until
+    the ceiling and so rarely lets early stopping fire). The ceiling is `epochs` passes over the
+    fitted bytes, clipped to [min_steps, max_steps]. Every `eval_every` steps (and at the ceiling) the
+    validation split is scored; the best weights are kept, and training stops after `patience` scores
+    without improvement."""
 
     model: dict = field(default_factory=lambda: {"family": "causal_lm"})
     batch_size: int = 32
@@ -48,6 +51,9 @@ class Recipe:
     eval_every: int = 25
     patience: int = 3
     max_validation_bytes: int | None = None  # cap on the validation split (None: the fraction alone)
+    schedule: str = "plateau"
+    decays: int = 2  # "plateau": learning-rate cuts before a plateau stops training
+    decay_factor: float = 0.25
 
 
 def validation_split(prefix: bytes, fraction: float, min_bytes: int, max_bytes: int | None = None) -> tuple[bytes, bytes]:
@@ -87,13 +93,21 @@ def validation_bits(model, data: bytes, batch: int = 64) -> float:
 class EarlyStopping:
     """stop(step) for CausalLM.fit: scores the validation bytes every `every` steps and at `last_step`,
     keeps a copy of the best weights (the earliest of equal scores), and says stop after `patience`
-    scores without improvement. `restore()` puts the best weights back."""
+    scores without improvement. `restore()` puts the best weights back.
 
-    def __init__(self, model, validation: bytes, every: int, patience: int, last_step: int):
+    With decays > 0 a plateau first lowers the learning rate instead (reduce on plateau): the best
+    weights are put back and `lr_factor` is multiplied by `decay_factor`, up to `decays` times; only
+    the plateau after the last decay stops training. A schedule reads `lr_factor` (`plateau_schedule`)."""
+
+    def __init__(self, model, validation: bytes, every: int, patience: int, last_step: int,
+                 decays: int = 0, decay_factor: float = 0.25):
         if every < 1 or patience < 1:
             raise ValueError(f"eval_every and patience must be >= 1, got {every} and {patience}")
+        if decays < 0 or not 0 < decay_factor < 1:
+            raise ValueError(f"decays must be >= 0 and decay_factor in (0, 1), got {decays} and {decay_factor}")
         self.model, self.validation, self.every, self.patience, self.last_step = model, validation, every, patience, last_step
         self.best_bits, self.best_step, self.best_state, self.since, self.scores = math.inf, 0, None, 0, []
+        self.decays_left, self.decay_factor, self.lr_factor = decays, decay_factor, 1.0
 
     def __call__(self, step: int) -> bool:
         if (step + 1) % self.every and step != self.last_step:
@@ -105,7 +119,16 @@ class EarlyStopping:
             self.best_state = {k: v.detach().clone() for k, v in self.model.model.state_dict().items()}
         else:
             self.since += 1
+        if self.since >= self.patience and self.decays_left:
+            self.restore()
+            self.decays_left, self.lr_factor, self.since = self.decays_left - 1, self.lr_factor * self.decay_factor, 0
         return self.since >= self.patience
+
+    def plateau_schedule(self, step: int, total: int, lr: float) -> float:
+        """Warm-up, then lr times the factor the plateaus so far have set."""
+        from copystudy.models.training import constant_lr
+
+        return constant_lr(step, total, lr) * self.lr_factor
 
     def restore(self) -> None:
         if self.best_state is not None:
@@ -130,9 +153,11 @@ def train_early_stopped(recipe: Recipe, prefix: bytes, seed: int, init=None):
                                 recipe.max_validation_bytes)
     ceiling = training_steps(len(fit), recipe.epochs, recipe.batch_size, model.context, recipe.min_steps,
                              recipe.max_steps)
-    stopper = EarlyStopping(model, val, recipe.eval_every, recipe.patience, ceiling - 1)
-    losses = model.fit(fit, steps=ceiling, batch_size=recipe.batch_size, lr=recipe.lr, seed=seed,
-                       progress_bar=False, stop=stopper)
+    plateau = recipe.schedule == "plateau"
+    stopper = EarlyStopping(model, val, recipe.eval_every, recipe.patience, ceiling - 1,
+                            recipe.decays if plateau else 0, recipe.decay_factor)
+    losses = model.fit(fit, steps=ceiling, batch_size=recipe.batch_size, lr=recipe.lr, seed=seed, progress_bar=False,
+                       stop=stopper, schedule=stopper.plateau_schedule if plateau else recipe.schedule)
     stopper.restore()
     model.train_steps, model.step_ceiling, model.best_step = len(losses), ceiling, stopper.best_step
     model.stopped_early = len(losses) < ceiling

@@ -141,10 +141,11 @@ class CausalLM:
 
     # ---- training -------------------------------------------------------------------------------
     def fit(self, data, steps: int, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
-            progress_bar: bool = True, desc: str = "train LM", stop=None) -> list[float]:
+            progress_bar: bool = True, desc: str = "train LM", stop=None, schedule="cosine") -> list[float]:
         """Train on random windows of context+1 bytes of `data`; returns the loss per step (nats/byte).
 
-        stop(step) -> bool, when given, may end training early (see training.train)."""
+        stop(step) -> bool, when given, may end training early; schedule: the learning-rate schedule
+        (see training.train)."""
         tokens = torch.from_numpy(self.tokens(data))
         span = min(self.context, len(tokens) - 1)
         if span < 1:
@@ -160,7 +161,8 @@ class CausalLM:
             logits = self.model(input_ids=batch[:, :-1]).logits.float()
             return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
 
-        return train(self.model, batch_loss, steps, lr, desc=desc, progress_bar=progress_bar, stop=stop)
+        return train(self.model, batch_loss, steps, lr, desc=desc, progress_bar=progress_bar, stop=stop,
+                     schedule=schedule)
 
     # ---- probabilities --------------------------------------------------------------------------
     @torch.no_grad()

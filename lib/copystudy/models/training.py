@@ -80,6 +80,16 @@ def cosine_lr(step: int, total: int, lr: float, warmup: int | None = None) -> fl
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
 
+def constant_lr(step: int, total: int, lr: float, warmup: int | None = None) -> float:
+    """Linear warm-up then a constant lr: no decay tied to `total`, so when early stopping ends a run
+    the step count is the validation score's choice, not the end of a schedule."""
+    warmup = max(1, total // 20) if warmup is None else warmup
+    return lr * (step + 1) / warmup if step < warmup else lr
+
+
+SCHEDULES = {"cosine": cosine_lr, "constant": constant_lr}
+
+
 def decay_groups(module: torch.nn.Module, weight_decay: float = 0.01) -> list[dict]:
     """Trainable parameters in two groups: weight decay on matrices, none on biases and norms."""
     params = [p for p in module.parameters() if p.requires_grad]
@@ -90,13 +100,17 @@ def decay_groups(module: torch.nn.Module, weight_decay: float = 0.01) -> list[di
 def train(module: torch.nn.Module, batch_loss: Callable[[int], torch.Tensor], steps: int, lr: float, *,
           groups: list[dict] | None = None, weight_decay: float = 0.01, betas=(0.9, 0.95), clip: float = 1.0,
           desc: str = "train", progress_bar: bool = True, postfix_every: int = 50,
-          stop: Callable[[int], bool] | None = None) -> list[float]:
+          stop: Callable[[int], bool] | None = None, schedule="cosine") -> list[float]:
     """Optimise `module` for `steps` steps of AdamW on batch_loss(step); returns the loss per step.
 
     groups: optimiser parameter groups, each may carry an `lr_scale` (default: `decay_groups`).
-    The learning rate follows `cosine_lr`; gradients are clipped to norm `clip`. stop(step), when
-    given, is called after each step and ends training early when it returns True (early stopping;
-    the schedule stays that of `steps`)."""
+    The learning rate follows `schedule` (a key of SCHEDULES, `cosine_lr` by default, or a function
+    of (step, steps, lr) with the same signature); gradients are
+    clipped to norm `clip`. stop(step), when given, is called after each step and ends training early
+    when it returns True (early stopping; the schedule stays that of `steps`)."""
+    if not callable(schedule) and schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {sorted(SCHEDULES)} or a function, got {schedule!r}")
+    lr_at = schedule if callable(schedule) else SCHEDULES[schedule]
     groups = groups if groups is not None else decay_groups(module, weight_decay)
     opt = torch.optim.AdamW(groups, lr=lr, betas=betas)
     params = [p for p in module.parameters() if p.requires_grad]  # clipped in the module's order
@@ -105,7 +119,7 @@ def train(module: torch.nn.Module, batch_loss: Callable[[int], torch.Tensor], st
     bar = progress(range(steps), desc=desc, disable=not progress_bar or None)
     for step in bar:
         for group in opt.param_groups:
-            group["lr"] = cosine_lr(step, steps, lr) * group.get("lr_scale", 1.0)
+            group["lr"] = lr_at(step, steps, lr) * group.get("lr_scale", 1.0)
         loss = batch_loss(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()

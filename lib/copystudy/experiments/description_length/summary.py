@@ -215,8 +215,11 @@ def verdicts(m: dict) -> list[str]:
            f"  {m['prefix_models_stopped_early']:.0%} [{m['prefix_models_stopped_early_ci'][0]:.0%}, "
            f"{m['prefix_models_stopped_early_ci'][1]:.0%}] of the prefix models stopped early on their validation score"
            + (", each warm-started from the model of the block before (the decoder replays the same chain)"
-              if m.get("prefix_warm_start") else "") + f"; the others ran to their step ceiling "
-           f"({m['prefix_step_ceiling']} steps by prefix) and may still have been improving.",
+              if m.get("prefix_warm_start") else "")
+           + ("; none ran to its step ceiling, so the ceiling did not limit the code" if m["prefix_models_stopped_early"] == 1
+              else f"; the others ran to their step ceiling ({m['prefix_step_ceiling']} steps by prefix) and may still "
+              "have been improving") + f" (steps trained by prefix, mean over seeds: "
+           f"{[round(s) for s in m['prefix_train_steps']]}).",
            "- The same models on one fixed held-out text (bits/byte by prefix): "
            + ", ".join(f"{r:.2f}" for r in m["heldout_bits_per_byte_by_prefix"])
            + f"; rank correlation with the prefix {m['heldout_spearman']:+.2f} "
