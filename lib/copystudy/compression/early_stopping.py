@@ -34,12 +34,13 @@ class Recipe:
     """How every model of the code lengths is trained from scratch.
 
     AdamW on random windows of the prefix minus its validation split, with a warm-up and then the
-    learning-rate `schedule`: "constant" (the ceiling only caps the run, so the validation score
-    decides its length) or "cosine" (decay over the ceiling, which keeps improving the score until
-    the ceiling and so rarely lets early stopping fire). The ceiling is `epochs` passes over the
-    fitted bytes, clipped to [min_steps, max_steps]. Every `eval_every` steps (and at the ceiling) the
-    validation split is scored; the best weights are kept, and training stops after `patience` scores
-    without improvement."""
+    learning-rate `schedule`: "plateau" (constant, cut by `decay_factor` at each of the first `decays`
+    plateaus, the best weights put back), "constant", or "cosine" (decay over the ceiling, which keeps
+    improving the score to the last step and so rarely lets early stopping fire). The ceiling is
+    `epochs` passes over the fitted bytes, clipped to [min_steps, max_steps]; no schedule but the
+    cosine ends at it. Every `eval_every` steps (and at the ceiling) the validation split is scored;
+    the best weights are kept, and training stops after `patience` scores without improvement (with
+    "plateau": the plateau after the last cut)."""
 
     model: dict = field(default_factory=lambda: {"family": "causal_lm"})
     batch_size: int = 32
