@@ -19,17 +19,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
+RUN = ROOT / "results" / "lm_compression" / "default"  # the canonical run: its model and its params.yaml
 
 
 def rates_part(rows: list, lm, model) -> None:
     from copystudy.compression import rates
     from copystudy.experiments.lm_compression.steps import texts
+    from copystudy.runner.params import read_params_file
 
-    import yaml
-
-    p = yaml.safe_load((ROOT / "params" / "lm_compression" / "default.yaml").read_text())
+    p = read_params_file(RUN / "params.yaml")[0]  # the split the model was trained and scored on
     held = texts(p["text_files"], p["heldout_fraction"], p["eval_bytes"], p["validation_fraction"],
-                 seed=p["seed"])[0].heldout_text  # the canonical run's held-out text
+                 seed=p["seed"])[0].heldout_text
     for chunk_size in (2048, None):
         label = rates.chunking_label(chunk_size)
         runs = {coder: rates.lm_code(lm, held, chunk_size, show_progress=False, integer=coder == "integer")
@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for integer_coder.csv and .md")
     parser.add_argument("--skip-rates", action="store_true", help="only the throughput")
     args = parser.parse_args()
-    lm = load_model(ROOT / "results" / "lm_compression" / "default")
+    lm = load_model(RUN)
     model = IntegerGPT2.from_lm(lm)
     rows: list = []
     t0 = time.time()
