@@ -256,18 +256,14 @@ def test_a_plateau_cuts_the_learning_rate_and_restores_the_best_before_the_last_
 
 
 def test_the_constant_and_plateau_schedules_do_not_end_at_the_ceiling():
+    import torch
+
     from copystudy.models import training
 
     assert training.constant_lr(500, 1000, 0.1) == training.constant_lr(999, 1000, 0.1) == 0.1
     assert training.cosine_lr(999, 1000, 0.1) < 0.011  # the cosine ends at 10% of lr
     with pytest.raises(ValueError, match="schedule must be one of"):
-        training.train(torch_linear(), lambda step: None, 1, 0.1, progress_bar=False, schedule="linear")
-
-
-def torch_linear():
-    import torch
-
-    return torch.nn.Linear(2, 2)
+        training.train(torch.nn.Linear(2, 2), lambda step: None, 1, 0.1, progress_bar=False, schedule="linear")
 
 
 def test_early_stopping_fires_on_bytes_with_nothing_to_learn():
